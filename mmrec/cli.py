@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
-    stage = next(s for s in STAGES if s.name == args.pop("stage"))
+    stage_name = args.pop("stage")
+    stage = next(s for s in STAGES if s.name == stage_name)
     config_path = args.pop("config")
     try:
         config = load_config(config_path, overrides=args)

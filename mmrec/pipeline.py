@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
+from mmrec import artifacts
 from mmrec.config import MMRecConfig
 from mmrec.demo import run as demo_data
 
@@ -24,7 +25,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     rows += [("demo-data", f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in demo_data.summary(config)]
 
     rows.append(("total", f"{time.time() - started:.0f} s"))
-    print(format_summary(rows, config.artifact_root), flush=True)
+    print(format_summary(rows, artifacts.resolve(config.artifact_root).uri), flush=True)
     return outputs
 
 

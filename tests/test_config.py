@@ -77,8 +77,9 @@ def test_help_lists_every_stage_and_every_setting():
         assert f"--demo_data.{name}" in out.stdout
 
 
-def test_cli_rejects_bad_settings_before_doing_any_work(capsys):
-    assert main(["demo-data", "--demo_data.playlists=-1"]) == 2
+@pytest.mark.parametrize("stage", [s.name for s in STAGES])
+def test_cli_rejects_bad_settings_before_doing_any_work(stage, capsys):
+    assert main([stage, "--demo_data.playlists=-1"]) == 2
     assert "demo_data.playlists" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["demo-data", "--demo_data.bogus=1"])

@@ -15,6 +15,8 @@ from mmrec.config import load_config
 from mmrec.demo import run as demo_data
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow
+
 SMALL = {"demo_data.playlists": 1200, "demo_data.songs": 8000, "demo_data.slice_size": 500}
 
 
