@@ -219,3 +219,41 @@ def card(**fields: Any) -> dict[str, Any]:
 
 def text_stream(data: bytes) -> io.TextIOWrapper:
     return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+
+
+# --- table schemas: what each stage promises the next ------------------------------------------------------
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("item_idx", pa.int32(), nullable=False),  # 1..N by descending count, then URI; 0 is padding
+        pa.field("track_uri", pa.string(), nullable=False),
+        pa.field("track_name", pa.string()),
+        pa.field("artist_uri", pa.string()),
+        pa.field("artist_name", pa.string()),
+        pa.field("album_uri", pa.string()),
+        pa.field("album_name", pa.string()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("count", pa.int64(), nullable=False),  # plays in the prepared playlists
+        pa.field("train_count", pa.int64(), nullable=False),  # plays in training histories only
+    ]
+)
+
+SPLIT_SCHEMA = pa.schema(
+    [
+        pa.field("pid", pa.int64(), nullable=False),
+        pa.field("history", pa.list_(pa.int32()), nullable=False),  # item_idx in playlist order
+        pa.field("target", pa.int32()),  # the held-out item (valid, test); null in train
+    ]
+)
+
+CHALLENGE_SCHEMA = pa.schema(
+    [
+        pa.field("pid", pa.int64(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("num_tracks", pa.int32()),
+        pa.field("num_samples", pa.int32()),
+        pa.field("num_holdouts", pa.int32()),
+        pa.field("history", pa.list_(pa.int32()), nullable=False),  # the given songs the model knows
+        pa.field("unknown_tracks", pa.list_(pa.string()), nullable=False),  # given songs not in items
+    ]
+)

@@ -35,7 +35,18 @@ STAGES: tuple[Stage, ...] = (
         ("demo_data",),
         "generate the demo corpus: MPD-format slices plus audio, lyrics, album-art and biography sources",
     ),
-    Stage("pipeline", "mmrec.pipeline", ("demo_data",), "run the main job: every stage in order, then a summary"),
+    Stage(
+        "prepare",
+        "mmrec.data.run",
+        ("prepare",),
+        "read MPD slices (folder, glob or s3://) into the item table and leave-one-out splits, with a card",
+    ),
+    Stage(
+        "pipeline",
+        "mmrec.pipeline",
+        ("demo_data", "prepare"),
+        "run the main job: every stage in order, then a summary",
+    ),
 )
 
 

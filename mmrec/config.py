@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from mmrec.config_base import StrictConfig
+from mmrec.data.config import PrepareConfig
 from mmrec.demo.config import DemoDataConfig
 
 
@@ -26,6 +27,7 @@ class MMRecConfig(StrictConfig):
         "artifacts", description="where every stage reads and writes artifacts: a local path or s3://bucket/prefix"
     )
     demo_data: DemoDataConfig = Field(default_factory=DemoDataConfig, description="the demo corpus generator")
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="slices -> item table and splits")
 
 
 class ConfigError(ValueError):
