@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 SLICE_NAME = re.compile(r"^mpd\.slice\.(\d+)-(\d+)\.json$")
@@ -43,13 +44,12 @@ def is_slice_name(name: str) -> bool:
 
 def parse_slice(data: bytes, file: str, repeats: str = "drop") -> pa.Table:
     """One slice file's bytes -> one row per playlist (schema PLAYLIST_ROWS), problems recorded, never raised."""
-    rows = _Rows(file)
-    rows.digest = hashlib.sha256(data).hexdigest()
+    rows = _Rows(file, hashlib.sha256(data).hexdigest())
     if not data.strip():
         return rows.file_problem("empty_file", f"{file}: empty file")
     try:
-        document = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
         return rows.file_problem("malformed_json", f"{file}: truncated or malformed JSON ({err})")
     playlists = document.get("playlists") if isinstance(document, dict) else None
     if not isinstance(playlists, list):
@@ -57,87 +57,116 @@ def parse_slice(data: bytes, file: str, repeats: str = "drop") -> pa.Table:
         return rows.file_problem("no_playlists", f'{file}: {what} "playlists"')
     for index, playlist in enumerate(playlists):
         rows.add_playlist(index, playlist, repeats)
-    if not rows.columns["file"]:
+    if not rows.pids:
         return rows.file_problem("no_playlists", f'{file}: "playlists" is empty')
     return rows.table()
 
 
 class _Rows:
-    """Column buffers for one slice's playlist rows."""
+    """Column buffers for one slice's playlist rows: track fields are flat lists plus offsets (fast to build)."""
 
-    def __init__(self, file: str):
-        self.file = file
-        self.digest = ""
-        self.columns: dict[str, list[Any]] = {name: [] for name in PLAYLIST_ROWS.names}
+    def __init__(self, file: str, digest: str):
+        self.file, self.digest = file, digest
+        self.pids: list[int | None] = []
+        self.valid: list[bool] = []
+        self.offsets: list[int] = [0]
+        self.flat: dict[str, list] = {f: [] for f in (*TRACK_FIELDS, "duration_ms")}
+        self.repeats_dropped: list[int] = []
+        self.problems: list[list[tuple[str, str]]] = []
 
     def table(self) -> pa.Table:
-        self.columns["file_digest"] = [self.digest] + [None] * (len(self.columns["file"]) - 1)
-        return pa.table(self.columns, schema=PLAYLIST_ROWS)
+        n = len(self.pids)
+        offsets = pa.array(self.offsets, pa.int32())
+        columns = {
+            "file": pa.array([self.file] * n, pa.string()),
+            "pid": pa.array(self.pids, pa.int64()),
+            "valid": pa.array(self.valid, pa.bool_()),
+            **{f: pa.ListArray.from_arrays(offsets, _strings(self.flat[f])) for f in TRACK_FIELDS},
+            "duration_ms": pa.ListArray.from_arrays(offsets, pa.array(self.flat["duration_ms"], pa.int64())),
+            "repeats_dropped": pa.array(self.repeats_dropped, pa.int32()),
+            "problem_reasons": pa.array([[r for r, _ in p] for p in self.problems], pa.list_(pa.string())),
+            "problem_messages": pa.array([[m for _, m in p] for p in self.problems], pa.list_(pa.string())),
+            "file_digest": pa.array([self.digest] + [None] * (n - 1), pa.string()),
+        }
+        return pa.table(columns, schema=PLAYLIST_ROWS)
 
     def file_problem(self, reason: str, message: str) -> pa.Table:
-        self.columns = {name: [] for name in PLAYLIST_ROWS.names}
-        self._append(None, False, {}, [], 0, [(reason, message)])
+        self.__init__(self.file, self.digest)
+        self._append(None, False, [], 0, [(reason, message)])
         return self.table()
 
-    def _append(self, pid, valid, tracks, durations, repeats_dropped, problems) -> None:
-        c = self.columns
-        c["file"].append(self.file)
-        c["pid"].append(pid)
-        c["valid"].append(valid)
+    def _append(self, pid, valid: bool, tracks: list[dict], repeats_dropped: int, problems) -> None:
+        self.pids.append(pid)
+        self.valid.append(valid)
+        flat = self.flat
         for f in TRACK_FIELDS:
-            c[f].append(tracks.get(f, []))
-        c["duration_ms"].append(durations)
-        c["repeats_dropped"].append(repeats_dropped)
-        c["problem_reasons"].append([r for r, _ in problems])
-        c["problem_messages"].append([m for _, m in problems])
-        c["file_digest"].append(None)
+            flat[f].extend([t.get(f) for t in tracks])  # names are checked in bulk by _strings
+        flat["duration_ms"].extend([t.get("duration_ms") if type(t.get("duration_ms")) is int else 0 for t in tracks])
+        self.offsets.append(len(flat["track_uri"]))
+        self.repeats_dropped.append(repeats_dropped)
+        self.problems.append(problems)
 
     def add_playlist(self, index: int, playlist: Any, repeats: str) -> None:
         where = f"{self.file}: playlist #{index}"
         if not isinstance(playlist, dict):
-            self._append(None, False, {}, [], 0, [("bad_playlist", f"{where}: not an object")])
+            self._append(None, False, [], 0, [("bad_playlist", f"{where}: not an object")])
             return
-        pid = playlist.get("pid")
         if "pid" not in playlist:
-            self._append(None, False, {}, [], 0, [("playlist_missing_pid", f'{where}: missing "pid"')])
+            self._append(None, False, [], 0, [("playlist_missing_pid", f'{where}: missing "pid"')])
             return
-        if not isinstance(pid, int) or isinstance(pid, bool):
+        pid = playlist["pid"]
+        if type(pid) is not int:
             problem = ("playlist_bad_pid", f'{where}: "pid" must be an integer, got {_show(pid)}')
-            self._append(None, False, {}, [], 0, [problem])
+            self._append(None, False, [], 0, [problem])
             return
         where = f"{self.file}: playlist {pid}"
         tracks = playlist.get("tracks")
         if not isinstance(tracks, list):
             reason = "playlist_missing_tracks" if "tracks" not in playlist else "playlist_bad_tracks"
             what = 'missing "tracks"' if "tracks" not in playlist else f'"tracks" must be a list, got {_show(tracks)}'
-            self._append(pid, False, {}, [], 0, [(reason, f"{where}: {what}")])
+            self._append(pid, False, [], 0, [(reason, f"{where}: {what}")])
             return
 
+        # Fast path for well-formed playlists; the slow path finds and drops each bad track.
         problems: list[tuple[str, str]] = []
-        good: list[tuple[int, dict]] = []
-        for i, track in enumerate(tracks):
-            problem = _track_problem(track, f"{where}: track #{i}")
-            if problem:
-                problems.append(problem)
-            else:
-                good.append((track["pos"], track))
-        good.sort(key=lambda item: item[0])
-        seen: set[str] = set()
-        columns: dict[str, list] = {f: [] for f in TRACK_FIELDS}
-        durations: list[int] = []
+        try:
+            uris = [t["track_uri"] for t in tracks]
+            positions = [t["pos"] for t in tracks]
+            well_formed = all(type(u) is str and u for u in uris) and all(type(p) is int for p in positions)
+        except (KeyError, TypeError):
+            well_formed = False
+        if not well_formed:
+            good = []
+            for i, track in enumerate(tracks):
+                problem = _track_problem(track, f"{where}: track #{i}")
+                if problem:
+                    problems.append(problem)
+                else:
+                    good.append(track)
+            tracks = good
+            uris = [t["track_uri"] for t in tracks]
+            positions = [t["pos"] for t in tracks]
+        if positions != sorted(positions):
+            order = sorted(range(len(tracks)), key=positions.__getitem__)
+            tracks = [tracks[i] for i in order]
+            uris = [uris[i] for i in order]
         dropped = 0
-        for _, track in good:
-            uri = track["track_uri"]
-            if repeats == "drop":
-                if uri in seen:
-                    dropped += 1
-                    continue
-                seen.add(uri)
-            for f in TRACK_FIELDS:
-                columns[f].append(track.get(f) if isinstance(track.get(f), str) else "")
-            duration = track.get("duration_ms")
-            durations.append(duration if isinstance(duration, int) and not isinstance(duration, bool) else 0)
-        self._append(pid, True, columns, durations, dropped, problems)
+        if repeats == "drop" and len(set(uris)) != len(uris):
+            first = {}
+            for i, uri in enumerate(uris):
+                first.setdefault(uri, i)
+            keep = sorted(first.values())
+            dropped = len(tracks) - len(keep)
+            tracks = [tracks[i] for i in keep]
+        self._append(pid, True, tracks, dropped, problems)
+
+
+def _strings(values: list) -> pa.Array:
+    """Strings as an Arrow array; a name that is not a string (rare, never a URI: those are checked) becomes null."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([v if isinstance(v, str) else None for v in values], pa.string())
 
 
 def _track_problem(track: Any, where: str) -> tuple[str, str] | None:
@@ -257,7 +286,7 @@ def find_slice_files(uri: str) -> tuple["Location", list[str], list[str]]:
     folder: Location = resolve(uri)
     info = folder.fs.get_file_info(folder.path)
     if info.type == pafs.FileType.File:
-        return folder, [folder.path], []
+        return (folder, [folder.path], []) if is_slice_name(folder.name) else (folder, [], [folder.path])
 
     def listing(where: Location) -> list[pafs.FileInfo]:
         selector = pafs.FileSelector(where.path, allow_not_found=True)

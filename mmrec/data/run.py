@@ -31,6 +31,7 @@ from mmrec.artifacts import CHALLENGE_SCHEMA, ITEMS_SCHEMA, SPLIT_SCHEMA, Locati
 from mmrec.config import MMRecConfig
 from mmrec.data.config import PrepareConfig
 from mmrec.data.mpd import (
+    SLICE_NAME,
     TRACK_FIELDS,
     MPDFormatError,
     find_slice_files,
@@ -103,19 +104,15 @@ def run(config: MMRecConfig) -> dict[str, str]:
 
 def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], staging: Location, out: Location,
              problems: Counter) -> dict:
-    # Pass 1: parse every slice once, in parallel, into one row per playlist.
+    # Pass 1: parse every slice once, in parallel, into staging parquet (one row per playlist); each task
+    # sends back only a summary of its slice: problems, digest, pids and the songs with their plays.
     playlists_dir = staging.join("playlists")
-    (
-        ray.data.read_binary_files(slice_paths, filesystem=folder.fs, include_paths=True)
-        .map_batches(_parse_files, batch_size=1, batch_format="pyarrow", fn_kwargs={"repeats": cfg.repeats})
-        .write_parquet(playlists_dir.path, filesystem=playlists_dir.fs, mode="overwrite")
-    )
-
-    # Pass 2: per-block summaries: problems, file digests, pids, and the set of songs with their plays.
     summary = _Summary()
-    columns = ["file", "pid", "valid", "repeats_dropped", "problem_reasons", "problem_messages", "file_digest", "track_uri"]
-    for batch in _read(playlists_dir, columns).map_batches(_summarize, batch_size=None, batch_format="pyarrow").iter_batches(
-        batch_size=None, batch_format="pyarrow"
+    for batch in (
+        ray.data.read_binary_files(slice_paths, filesystem=folder.fs, include_paths=True)
+        .map_batches(_parse_and_stage, batch_size=1, batch_format="pyarrow",
+                     fn_kwargs={"repeats": cfg.repeats, "staging_uri": playlists_dir.uri})
+        .iter_batches(batch_size=None, batch_format="pyarrow")
     ):
         summary.add(batch)
     problems.update(summary.problems)
@@ -138,23 +135,22 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     n_songs = len(vocabulary)
     log.info("read %d playlists, %d entries, %d songs", summary.playlists, summary.entries, n_songs)
 
-    # Pass 3: playlists as song-index sequences (compact ints), duplicates of earlier slices dropped.
-    encoded_dir = staging.join("encoded")
+    # Pass 2: playlists as song-index sequences (compact ints, kept in the object store), duplicates of earlier
+    # slices dropped. Every later pass reads these.
     drop = {pid: files[1:] for pid, files in duplicates.items()}
-    _read(playlists_dir, ["file", "pid", "valid", "track_uri"]).map_batches(
+    encoded = _read(playlists_dir, ["file", "pid", "valid", "track_uri"]).map_batches(
         _encode, batch_size=None, batch_format="pyarrow",
         fn_kwargs={"vocabulary": ray.put(vocabulary), "drop": ray.put(drop)},
-    ).write_parquet(encoded_dir.path, filesystem=encoded_dir.fs, mode="overwrite")
+    ).materialize()
 
-    # Passes 4..: the song and playlist filters, to a fixed point.
+    # Passes 3..: the song and playlist filters, to a fixed point.
     def count_pass(keep_song: np.ndarray, min_length: int) -> tuple[np.ndarray, np.ndarray]:
         plays, train_plays = np.zeros(n_songs, np.int64), np.zeros(n_songs, np.int64)
-        keep_ref = ray.put(keep_song)
-        for batch in _read(encoded_dir, ["pid", "songs"]).map_batches(
-            _count, batch_size=None, batch_format="pyarrow", fn_kwargs={"keep": keep_ref, "min_length": min_length}
-        ).iter_batches(batch_size=None, batch_format="pyarrow"):
-            for ids, a, t in zip(batch["ids"].to_numpy(zero_copy_only=False), batch["plays"].to_numpy(zero_copy_only=False),
-                                 batch["train_plays"].to_numpy(zero_copy_only=False)):
+        counts = encoded.map_batches(
+            _count, batch_size=None, batch_format="pyarrow", fn_kwargs={"keep": ray.put(keep_song), "min_length": min_length}
+        )
+        for batch in counts.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for ids, a, t in zip(*(batch[c].to_numpy(zero_copy_only=False) for c in ("ids", "plays", "train_plays"))):
                 plays[ids] += a
                 train_plays[ids] += t
         return plays, train_plays
@@ -171,7 +167,7 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     log.info("filters kept %d songs after %d pass(es)", n_items, filtered.passes)
 
     # Final pass: splits, streamed to single parquet files.
-    split_counts = _write_splits(encoded_dir, out, ray.put(item_of_song), cfg.min_playlist_length)
+    split_counts = _write_splits(encoded, out, ray.put(item_of_song), cfg.min_playlist_length)
 
     # Items: names and URIs of the kept songs (the lowest pid's spelling wins, deterministically).
     song_of_item = np.zeros(n_items + 1, dtype=np.int64)
@@ -220,12 +216,16 @@ def _read(location: Location, columns: list[str]) -> ray.data.Dataset:
 # --- per-block functions (run in Ray Data tasks) -----------------------------------------------------------
 
 
-def _parse_files(batch: pa.Table, repeats: str) -> pa.Table:
-    tables = [
-        parse_slice(data, path.rsplit("/", 1)[-1], repeats)
-        for data, path in zip(batch["bytes"].to_pylist(), batch["path"].to_pylist())
-    ]
-    return pa.concat_tables(tables)
+def _parse_and_stage(batch: pa.Table, repeats: str, staging_uri: str) -> pa.Table:
+    """Parse slice files, write each as a staging parquet file named by its first pid, return their summaries."""
+    summaries = []
+    for data, path in zip(batch["bytes"].to_pylist(), batch["path"].to_pylist()):
+        name = path.rsplit("/", 1)[-1]
+        table = parse_slice(data, name, repeats)
+        staged = artifacts.resolve(staging_uri).join(f"{SLICE_NAME.match(name).group(1).zfill(12)}.parquet")
+        artifacts.write_table(staged, table)
+        summaries.append(_summarize(table))
+    return pa.concat_tables(summaries)
 
 
 def _summarize(batch: pa.Table) -> pa.Table:
@@ -347,10 +347,10 @@ def _slice_order(file: str):
     return (int(parts[2].split("-")[0]) if len(parts) > 3 and parts[2].split("-")[0].isdigit() else -1, file)
 
 
-def _write_splits(encoded_dir: Location, out: Location, item_of_song_ref, min_length: int) -> dict:
+def _write_splits(encoded: ray.data.Dataset, out: Location, item_of_song_ref, min_length: int) -> dict:
     """Stream the split rows into three single parquet files, each written atomically."""
     stats = {"playlists": 0, "interactions": 0, "targets_in_history": {"valid": 0, "test": 0}}
-    rows = _read(encoded_dir, ["pid", "songs"]).map_batches(
+    rows = encoded.map_batches(
         _split, batch_size=None, batch_format="pyarrow",
         fn_kwargs={"item_of_song": item_of_song_ref, "min_length": min_length},
     )
