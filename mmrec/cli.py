@@ -17,7 +17,9 @@ import sys
 from dataclasses import dataclass
 
 from mmrec import __version__
+from mmrec.artifacts import ArtifactError
 from mmrec.config import ConfigError, MMRecConfig, config_fields, load_config
+from mmrec.data.mpd import MPDFormatError
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmrec {stage.name}: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    outputs = importlib.import_module(stage.module).run(config)
+    try:
+        outputs = importlib.import_module(stage.module).run(config)
+    except (ArtifactError, MPDFormatError) as err:  # bad input: say what and where, no traceback
+        print(f"mmrec {stage.name}: error: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(outputs, indent=2))
     return 0
 

@@ -83,8 +83,8 @@ def config_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, s
 
 
 def _parse_scalar(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
+    if not isinstance(value, str) or not value.strip():
+        return value  # an empty override means an empty string, not YAML's null
     try:
         return yaml.safe_load(value)
     except yaml.YAMLError:

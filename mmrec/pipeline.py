@@ -1,6 +1,6 @@
 """The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
 
-Today: demo-data. Each stage that lands adds itself here (prepare, embed, train, evaluate, tune, serve).
+Today: demo-data, prepare. Each stage that lands adds itself here (prepare, embed, train, evaluate, tune, serve).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 
 from mmrec import artifacts
 from mmrec.config import MMRecConfig
+from mmrec.data import run as prepare
 from mmrec.demo import run as demo_data
 
 log = logging.getLogger("mmrec.pipeline")
@@ -20,9 +21,10 @@ def run(config: MMRecConfig) -> dict[str, str]:
     outputs: dict[str, str] = {}
     rows: list[tuple[str, str]] = []
 
-    t = time.time()
-    outputs.update({f"demo-data.{k}": v for k, v in demo_data.run(config).items()})
-    rows += [("demo-data", f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in demo_data.summary(config)]
+    for name, stage in (("demo-data", demo_data), ("prepare", prepare)):
+        t = time.time()
+        outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
+        rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]
 
     rows.append(("total", f"{time.time() - started:.0f} s"))
     print(format_summary(rows, artifacts.resolve(config.artifact_root).uri), flush=True)

@@ -19,6 +19,7 @@ def test_overrides_are_parsed_as_yaml_and_win_over_the_file(tmp_path):
     path.write_text("demo_data:\n  playlists: 10\n  seed: 3\n")
     cfg = load_config(path, {"demo_data.playlists": "2000", "artifact_root": "s3://b/p"})
     assert cfg.demo_data.playlists == 2000 and cfg.demo_data.seed == 3 and cfg.artifact_root == "s3://b/p"
+    assert load_config(overrides={"prepare.input": ""}).prepare.input == ""  # empty stays a string
 
 
 def test_unknown_nested_key_is_named_with_the_valid_ones(tmp_path):
@@ -77,11 +78,22 @@ def test_help_lists_every_stage_and_every_setting():
         assert f"--demo_data.{name}" in out.stdout
 
 
-@pytest.mark.parametrize("stage", [s.name for s in STAGES])
+BAD_SETTING = {"demo_data": "playlists=-1", "prepare": "min_playlist_length=1"}
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_cli_rejects_bad_settings_before_doing_any_work(stage, capsys):
-    assert main([stage, "--demo_data.playlists=-1"]) == 2
-    assert "demo_data.playlists" in capsys.readouterr().err
+    bad = f"{stage.sections[0]}.{BAD_SETTING[stage.sections[0]]}"
+    assert main([stage.name, f"--{bad}"]) == 2
+    assert bad.split("=")[0] in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["demo-data", "--demo_data.bogus=1"])
     assert exit_.value.code == 2
     assert "--demo_data.bogus" in capsys.readouterr().err
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a slice")
+    assert main(["prepare", "--prepare.input", str(tmp_path), "--artifact-root", str(tmp_path / "root")]) == 1
+    err = capsys.readouterr().err
+    assert "mmrec prepare: error:" in err and "notes.txt: not an MPD slice" in err and "Traceback" not in err

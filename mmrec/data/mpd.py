@@ -1,18 +1,25 @@
 """Reading the Spotify Million Playlist Dataset's formats: slice files, the challenge set, submissions.
 
-Pure functions on bytes and tables, no Ray. A slice becomes one row per playlist with the tracks as list
-columns in `pos` order, so a playlist never straddles two blocks of a distributed dataset. Every problem in
-the input is recorded on the row it affects, as a reason code (counted in the dataset card) and a message
-naming the file, the pid and the field; the caller decides whether to raise or to skip.
+Pure functions on bytes and tables, no Ray. A slice becomes two tables:
+
+* playlists: one row per playlist, its songs as a list of 64-bit URI hashes in `pos` order, so a playlist
+  never straddles two blocks of a distributed dataset and later passes work on integers, not strings;
+* songs: one row per distinct song of the slice with its URIs, names and duration (first occurrence).
+
+Every problem in the input is recorded on the playlist row it affects, as a reason code (counted in the
+dataset card) and a message naming the file, the pid and the field; the caller decides to raise or to skip.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -24,14 +31,21 @@ PLAYLIST_ROWS = pa.schema(
         ("file", pa.string()),
         ("pid", pa.int64()),
         ("valid", pa.bool_()),  # false: the row only carries the problems of a skipped file or playlist
-        *[(f, pa.list_(pa.string())) for f in TRACK_FIELDS],
-        ("duration_ms", pa.list_(pa.int64())),
+        ("songs", pa.list_(pa.int64())),  # uri_hash of each track, in pos order
         ("repeats_dropped", pa.int32()),
         ("problem_reasons", pa.list_(pa.string())),
         ("problem_messages", pa.list_(pa.string())),
         ("file_digest", pa.string()),  # sha256 of the file, on the file's first row only
     ]
 )
+SONG_ROWS = pa.schema(
+    [("song", pa.int64()), *[(f, pa.string()) for f in TRACK_FIELDS], ("duration_ms", pa.int64()), ("pid", pa.int64())]
+)
+
+
+_TRACK_GETTER = operator.itemgetter(*TRACK_FIELDS, "duration_ms")
+_URI_GETTER = operator.itemgetter("track_uri")
+_POS_GETTER = operator.itemgetter("pos")
 
 
 class MPDFormatError(ValueError):
@@ -42,8 +56,38 @@ def is_slice_name(name: str) -> bool:
     return SLICE_NAME.match(name) is not None
 
 
-def parse_slice(data: bytes, file: str, repeats: str = "drop") -> pa.Table:
-    """One slice file's bytes -> one row per playlist (schema PLAYLIST_ROWS), problems recorded, never raised."""
+def uri_hashes(uris: list[str]) -> np.ndarray:
+    """Stable 64-bit hashes of URIs, vectorised (FNV-1a over code points, then a splitmix64 finaliser).
+
+    The same in every process and batch, unlike Python's hash(). Collisions among the MPD's 2.26M songs have a
+    chance of about 1e-7; prepare checks the kept songs for them.
+    """
+    if not uris:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.array(uris, dtype=np.str_)
+    points = codes.view(np.uint32).reshape(len(uris), -1).astype(np.uint64)  # (n, max length), zero padded
+    lengths = np.char.str_len(codes)
+    h = np.full(len(uris), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(points.shape[1]):
+            mixed = (h ^ points[:, column]) * np.uint64(0x100000001B3)
+            h = np.where(column < lengths, mixed, h)  # padding must not change the hash
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h.view(np.int64)
+
+
+@dataclass(frozen=True)
+class ParsedSlice:
+    playlists: pa.Table  # PLAYLIST_ROWS
+    songs: pa.Table  # SONG_ROWS
+
+
+def parse_slice(data: bytes, file: str, repeats: str = "drop") -> ParsedSlice:
+    """One slice file's bytes -> its playlist rows and distinct songs; problems recorded, never raised."""
     rows = _Rows(file, hashlib.sha256(data).hexdigest())
     if not data.strip():
         return rows.file_problem("empty_file", f"{file}: empty file")
@@ -59,80 +103,98 @@ def parse_slice(data: bytes, file: str, repeats: str = "drop") -> pa.Table:
         rows.add_playlist(index, playlist, repeats)
     if not rows.pids:
         return rows.file_problem("no_playlists", f'{file}: "playlists" is empty')
-    return rows.table()
+    return rows.parsed()
 
 
 class _Rows:
-    """Column buffers for one slice's playlist rows: track fields are flat lists plus offsets (fast to build)."""
+    """Column buffers for one slice: playlist rows, and the first occurrence of each distinct song."""
 
     def __init__(self, file: str, digest: str):
         self.file, self.digest = file, digest
         self.pids: list[int | None] = []
         self.valid: list[bool] = []
         self.offsets: list[int] = [0]
-        self.flat: dict[str, list] = {f: [] for f in (*TRACK_FIELDS, "duration_ms")}
+        self.uris: list[str] = []
+        self.tracks: list[dict] = []
+        self.entry_pids: list[int] = []
         self.repeats_dropped: list[int] = []
         self.problems: list[list[tuple[str, str]]] = []
 
-    def table(self) -> pa.Table:
+    def parsed(self) -> ParsedSlice:
         n = len(self.pids)
-        offsets = pa.array(self.offsets, pa.int32())
-        columns = {
-            "file": pa.array([self.file] * n, pa.string()),
-            "pid": pa.array(self.pids, pa.int64()),
-            "valid": pa.array(self.valid, pa.bool_()),
-            **{f: pa.ListArray.from_arrays(offsets, _strings(self.flat[f])) for f in TRACK_FIELDS},
-            "duration_ms": pa.ListArray.from_arrays(offsets, pa.array(self.flat["duration_ms"], pa.int64())),
-            "repeats_dropped": pa.array(self.repeats_dropped, pa.int32()),
-            "problem_reasons": pa.array([[r for r, _ in p] for p in self.problems], pa.list_(pa.string())),
-            "problem_messages": pa.array([[m for _, m in p] for p in self.problems], pa.list_(pa.string())),
-            "file_digest": pa.array([self.digest] + [None] * (n - 1), pa.string()),
+        hashes = uri_hashes(self.uris)
+        _, first = np.unique(hashes, return_index=True)  # each distinct song's first entry
+        tracks = [self.tracks[i] for i in first]
+        playlists = pa.table(
+            {
+                "file": pa.array([self.file] * n, pa.string()),
+                "pid": pa.array(self.pids, pa.int64()),
+                "valid": pa.array(self.valid, pa.bool_()),
+                "songs": pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(hashes, pa.int64())),
+                "repeats_dropped": pa.array(self.repeats_dropped, pa.int32()),
+                "problem_reasons": pa.array([[r for r, _ in p] for p in self.problems], pa.list_(pa.string())),
+                "problem_messages": pa.array([[m for _, m in p] for p in self.problems], pa.list_(pa.string())),
+                "file_digest": pa.array([self.digest] + [None] * (n - 1), pa.string()),
+            },
+            schema=PLAYLIST_ROWS,
+        )
+        try:  # the MPD always has every field: a C-level fast path
+            fields = list(zip(*map(_TRACK_GETTER, tracks))) or [()] * (len(TRACK_FIELDS) + 1)
+        except KeyError:
+            fields = [[t.get(f) for t in tracks] for f in (*TRACK_FIELDS, "duration_ms")]
+        durations = fields[-1]
+        if set(map(type, durations)) - {int}:
+            durations = [d if type(d) is int else None for d in durations]
+        songs = {
+            "song": pa.array(hashes[first], pa.int64()),
+            **{f: _strings(values) for f, values in zip(TRACK_FIELDS, fields)},
+            "duration_ms": pa.array(durations, pa.int64()),
+            "pid": pa.array(np.asarray(self.entry_pids, dtype=np.int64)[first], pa.int64()),
         }
-        return pa.table(columns, schema=PLAYLIST_ROWS)
+        return ParsedSlice(playlists, pa.table(songs, schema=SONG_ROWS))
 
-    def file_problem(self, reason: str, message: str) -> pa.Table:
+    def file_problem(self, reason: str, message: str) -> ParsedSlice:
         self.__init__(self.file, self.digest)
-        self._append(None, False, [], 0, [(reason, message)])
-        return self.table()
+        self._append(None, False, [], [], 0, [(reason, message)])
+        return self.parsed()
 
-    def _append(self, pid, valid: bool, tracks: list[dict], repeats_dropped: int, problems) -> None:
+    def _append(self, pid, valid: bool, uris: list[str], tracks: list[dict], repeats_dropped: int, problems) -> None:
         self.pids.append(pid)
         self.valid.append(valid)
-        flat = self.flat
-        for f in TRACK_FIELDS:
-            flat[f].extend([t.get(f) for t in tracks])  # names are checked in bulk by _strings
-        flat["duration_ms"].extend([t.get("duration_ms") if type(t.get("duration_ms")) is int else 0 for t in tracks])
-        self.offsets.append(len(flat["track_uri"]))
+        self.uris.extend(uris)
+        self.offsets.append(len(self.uris))
+        self.tracks.extend(tracks)
         self.repeats_dropped.append(repeats_dropped)
         self.problems.append(problems)
+        self.entry_pids.extend([pid] * len(uris))
 
     def add_playlist(self, index: int, playlist: Any, repeats: str) -> None:
         where = f"{self.file}: playlist #{index}"
         if not isinstance(playlist, dict):
-            self._append(None, False, [], 0, [("bad_playlist", f"{where}: not an object")])
+            self._append(None, False, [], [], 0, [("bad_playlist", f"{where}: not an object")])
             return
         if "pid" not in playlist:
-            self._append(None, False, [], 0, [("playlist_missing_pid", f'{where}: missing "pid"')])
+            self._append(None, False, [], [], 0, [("playlist_missing_pid", f'{where}: missing "pid"')])
             return
         pid = playlist["pid"]
         if type(pid) is not int:
             problem = ("playlist_bad_pid", f'{where}: "pid" must be an integer, got {_show(pid)}')
-            self._append(None, False, [], 0, [problem])
+            self._append(None, False, [], [], 0, [problem])
             return
         where = f"{self.file}: playlist {pid}"
         tracks = playlist.get("tracks")
         if not isinstance(tracks, list):
             reason = "playlist_missing_tracks" if "tracks" not in playlist else "playlist_bad_tracks"
             what = 'missing "tracks"' if "tracks" not in playlist else f'"tracks" must be a list, got {_show(tracks)}'
-            self._append(pid, False, [], 0, [(reason, f"{where}: {what}")])
+            self._append(pid, False, [], [], 0, [(reason, f"{where}: {what}")])
             return
 
         # Fast path for well-formed playlists; the slow path finds and drops each bad track.
         problems: list[tuple[str, str]] = []
         try:
-            uris = [t["track_uri"] for t in tracks]
-            positions = [t["pos"] for t in tracks]
-            well_formed = all(type(u) is str and u for u in uris) and all(type(p) is int for p in positions)
+            uris = list(map(_URI_GETTER, tracks))
+            positions = list(map(_POS_GETTER, tracks))
+            well_formed = set(map(type, uris)) <= {str} and "" not in uris and set(map(type, positions)) <= {int}
         except (KeyError, TypeError):
             well_formed = False
         if not well_formed:
@@ -152,13 +214,14 @@ class _Rows:
             uris = [uris[i] for i in order]
         dropped = 0
         if repeats == "drop" and len(set(uris)) != len(uris):
-            first = {}
+            first: dict[str, int] = {}
             for i, uri in enumerate(uris):
                 first.setdefault(uri, i)
             keep = sorted(first.values())
             dropped = len(tracks) - len(keep)
             tracks = [tracks[i] for i in keep]
-        self._append(pid, True, tracks, dropped, problems)
+            uris = [uris[i] for i in keep]
+        self._append(pid, True, uris, tracks, dropped, problems)
 
 
 def _strings(values: list) -> pa.Array:

@@ -80,14 +80,16 @@ def filter_songs_and_playlists(
     min_playlist_length: int,
     count_on: str,
     fixed_point: bool,
+    initial: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FilterResult:
     """Songs with fewer than min_song_count plays go, then playlists left too short; with fixed_point, again
     until nothing changes (dropping a playlist can push a song below the threshold).
 
-    count_pass(keep_song, min_length) returns (plays, train_plays) summed over every block after filter_block.
+    count_pass(keep_song, min_length) returns (plays, train_plays) summed over every block after filter_block;
+    `initial` are those counts before any filter, when the caller has them already.
     """
     keep = np.ones(n_songs, dtype=bool)
-    plays, train_plays = count_pass(keep, 0)
+    plays, train_plays = initial if initial is not None else count_pass(keep, 0)
     passes = 0
     while True:
         basis = train_plays if count_on == "train" else plays

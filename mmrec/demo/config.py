@@ -34,4 +34,7 @@ class DemoDataConfig(StrictConfig):
     content_noise: float = Field(
         1.0, ge=0, description="scale of the per-song noise around its genre in every modality (0 = none)"
     )
+    challenge_playlists: int = Field(
+        1000, ge=0, description="playlists in challenge_set.json, split over the MPD challenge's 10 categories"
+    )
     overwrite: bool = Field(False, description="regenerate even when a complete corpus with these settings exists")

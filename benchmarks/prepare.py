@@ -1,0 +1,152 @@
+"""`mmrec prepare` against a single-process plain-Python reader of the same slices, at two corpus sizes.
+
+    .venv/bin/python benchmarks/prepare.py [--sizes 10000 100000] [--corpora /tmp/mmrec-bench]
+
+For each size: generate the corpus's slices once (cached under --corpora), then in the same run
+  * baseline: one Python process reads every slice with json.load and does prepare's work the plain way
+    (pos order, repeats dropped, play counts, filters to a fixed point, item ids, leave-one-out lists);
+  * mmrec: `prepare.run` on a fresh local Ray using every core, while a sampler sums the proportional set size
+    (PSS: shared memory counted once) of every Ray process and the driver, every 0.2 s.
+Prints playlists/s for both and their ratio, and peak memory at each size and their ratio.
+Goals: >= 1.6x the baseline on 2 cores; peak memory at the large size < 1.3x that at the small one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections import Counter
+from multiprocessing import Pool
+from pathlib import Path
+
+import psutil
+
+from mmrec.config import load_config
+from mmrec.demo.config import DemoDataConfig
+from mmrec.demo.corpus import make_catalogue, make_slice, slice_bounds, slice_file_name
+
+THRESHOLD, MIN_LENGTH = 5, 3
+
+
+def _write_slice(args) -> None:
+    cfg, folder, first, last = args
+    path = folder / slice_file_name(first, last)
+    if not path.exists():
+        data, _ = make_slice(make_catalogue(cfg), cfg, first, last)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.rename(path)
+
+
+def generate(size: int, root: Path) -> Path:
+    folder = root / f"mpd-{size}" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = DemoDataConfig(playlists=size)
+    with Pool(os.cpu_count()) as pool:
+        pool.map(_write_slice, [(cfg, folder, a, b) for a, b in slice_bounds(cfg)])
+    return folder
+
+
+def baseline(folder: Path) -> dict:
+    """Prepare the obvious way, in one process."""
+    started = time.time()
+    playlists = {}
+    for path in sorted(folder.glob("mpd.slice.*.json")):
+        with open(path) as f:
+            for p in json.load(f)["playlists"]:
+                uris = [t["track_uri"] for t in sorted(p["tracks"], key=lambda t: t["pos"])]
+                playlists[p["pid"]] = list(dict.fromkeys(uris))
+    while True:
+        counts = Counter(u for s in playlists.values() for u in s)
+        kept = {pid: [u for u in s if counts[u] >= THRESHOLD] for pid, s in playlists.items()}
+        kept = {pid: s for pid, s in kept.items() if len(s) >= MIN_LENGTH}
+        if len(kept) == len(playlists) and all(len(kept[p]) == len(playlists[p]) for p in kept):
+            break
+        playlists = kept
+    ids = {u: i for i, u in enumerate(sorted(counts, key=lambda u: (-counts[u], u)), start=1)}
+    splits = {pid: ([ids[u] for u in s[:-2]], ids[s[-2]], ids[s[-1]]) for pid, s in playlists.items()}
+    return {"seconds": time.time() - started, "playlists": len(splits)}
+
+
+class PeakMemory:
+    """Samples the summed PSS of this process and every Ray process on the machine."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            total = 0
+            for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+                try:
+                    line = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["name"] or "")
+                    if proc.info["pid"] == me or "ray" in line:
+                        total += proc.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def mmrec_prepare(folder: Path, root: Path) -> dict:
+    import ray
+
+    from mmrec.data import run as prepare
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    config = load_config(overrides={
+        "artifact_root": str(root / "artifacts"), "prepare.input": str(folder),
+        "prepare.min_song_count": THRESHOLD, "prepare.challenge_set": "",
+    })
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        with PeakMemory() as memory:
+            started = time.time()
+            outputs = prepare.run(config)
+            seconds = time.time() - started
+    finally:
+        ray.shutdown()
+    card = json.load(open(outputs["card"]))
+    return {"seconds": seconds, "playlists": card["playlists"], "peak_mb": memory.peak / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 100_000], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--corpora", type=Path, default=Path("/tmp/mmrec-bench"))
+    args = parser.parse_args()
+    rows = []
+    for size in args.sizes:
+        folder = generate(size, args.corpora)
+        print(f"{size:,} playlists generated at {folder}", flush=True)
+        plain = baseline(folder)
+        ours = mmrec_prepare(folder, args.corpora / f"run-{size}")
+        assert plain["playlists"] == ours["playlists"], (plain, ours)
+        rows.append((size, plain, ours))
+        print(f"{size:,}: baseline {plain['seconds']:.1f} s, mmrec {ours['seconds']:.1f} s", flush=True)
+    print(f"\n{os.cpu_count()} cores")
+    print("| playlists | baseline playlists/s | mmrec prepare playlists/s | speed-up | peak memory (all Ray processes) |")
+    print("|---|---|---|---|---|")
+    for size, plain, ours in rows:
+        print(f"| {size:,} | {size / plain['seconds']:,.0f} | {size / ours['seconds']:,.0f} "
+              f"| {plain['seconds'] / ours['seconds']:.2f}x | {ours['peak_mb']:,.0f} MB |")
+    (small, _, a), (large, _, b) = rows
+    print(f"\npeak memory {large:,} / {small:,} playlists: {b['peak_mb'] / a['peak_mb']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
