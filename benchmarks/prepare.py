@@ -4,7 +4,8 @@
 
 For each size: generate the corpus's slices once (cached under --corpora), then in the same run
   * baseline: one Python process reads every slice with json.load and does prepare's work the plain way
-    (pos order, repeats dropped, play counts, filters to a fixed point, item ids, leave-one-out lists);
+    (pos order, repeats dropped, play counts, filters to a fixed point, item ids and names, leave-one-out
+    splits) down to the same parquet files;
   * mmrec: `prepare.run` on a fresh local Ray using every core, while a sampler sums the proportional set size
     (PSS: shared memory counted once) of every Ray process and the driver, every 0.2 s.
 Prints playlists/s for both and their ratio, and peak memory at each size and their ratio.
@@ -23,6 +24,8 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mmrec.config import load_config
 from mmrec.demo.config import DemoDataConfig
@@ -50,15 +53,17 @@ def generate(size: int, root: Path) -> Path:
     return folder
 
 
-def baseline(folder: Path) -> dict:
-    """Prepare the obvious way, in one process."""
+def baseline(folder: Path, out: Path) -> dict:
+    """Prepare the obvious way, in one process, down to the same output files."""
     started = time.time()
-    playlists = {}
+    playlists, songs = {}, {}
     for path in sorted(folder.glob("mpd.slice.*.json")):
         with open(path) as f:
             for p in json.load(f)["playlists"]:
-                uris = [t["track_uri"] for t in sorted(p["tracks"], key=lambda t: t["pos"])]
-                playlists[p["pid"]] = list(dict.fromkeys(uris))
+                tracks = sorted(p["tracks"], key=lambda t: t["pos"])
+                for t in tracks:
+                    songs.setdefault(t["track_uri"], t)
+                playlists[p["pid"]] = list(dict.fromkeys(t["track_uri"] for t in tracks))
     while True:
         counts = Counter(u for s in playlists.values() for u in s)
         kept = {pid: [u for u in s if counts[u] >= THRESHOLD] for pid, s in playlists.items()}
@@ -67,14 +72,30 @@ def baseline(folder: Path) -> dict:
             break
         playlists = kept
     ids = {u: i for i, u in enumerate(sorted(counts, key=lambda u: (-counts[u], u)), start=1)}
-    splits = {pid: ([ids[u] for u in s[:-2]], ids[s[-2]], ids[s[-1]]) for pid, s in playlists.items()}
-    return {"seconds": time.time() - started, "playlists": len(splits)}
+    out.mkdir(parents=True, exist_ok=True)
+    items = [{"item_idx": i, **{f: songs[u][f] for f in ("track_uri", "track_name", "artist_uri", "artist_name",
+             "album_uri", "album_name", "duration_ms")}, "count": counts[u]} for u, i in ids.items()]
+    pq.write_table(pa.Table.from_pylist(items), out / "items.parquet")
+    sequences = {pid: [ids[u] for u in s] for pid, s in playlists.items()}
+    for name, cut, target in (("train", 2, None), ("valid", 2, -2), ("test", 1, -1)):
+        rows = [{"pid": pid, "history": s[:-cut], "target": s[target] if target else None} for pid, s in sequences.items()]
+        pq.write_table(pa.Table.from_pylist(rows), out / f"{name}.parquet")
+    return {"seconds": time.time() - started, "playlists": len(sequences)}
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size from /proc/<pid>/smaps_rollup (cheap, unlike walking smaps)."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 class PeakMemory:
-    """Samples the summed PSS of this process and every Ray process on the machine."""
+    """Samples the summed PSS of this process and every Ray process on the machine, twice a second."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.5):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -86,11 +107,11 @@ class PeakMemory:
                 try:
                     line = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["name"] or "")
                     if proc.info["pid"] == me or "ray" in line:
-                        total += proc.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        total += pss_bytes(proc.info["pid"])
+                except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError, ProcessLookupError):
                     pass
             self.peak = max(self.peak, total)
-            time.sleep(self.interval)
+            self._stop.wait(self.interval)
 
     def __enter__(self):
         self._thread.start()
@@ -125,6 +146,9 @@ def mmrec_prepare(folder: Path, root: Path) -> dict:
 
 
 def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 100_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--corpora", type=Path, default=Path("/tmp/mmrec-bench"))
@@ -133,7 +157,7 @@ def main() -> None:
     for size in args.sizes:
         folder = generate(size, args.corpora)
         print(f"{size:,} playlists generated at {folder}", flush=True)
-        plain = baseline(folder)
+        plain = baseline(folder, args.corpora / f"baseline-{size}")
         ours = mmrec_prepare(folder, args.corpora / f"run-{size}")
         assert plain["playlists"] == ours["playlists"], (plain, ours)
         rows.append((size, plain, ours))

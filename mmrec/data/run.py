@@ -51,6 +51,7 @@ from mmrec.ray_runtime import init_ray
 
 log = logging.getLogger("mmrec.prepare")
 SPLITS = ("train", "valid", "test")
+FILES_PER_BLOCK = 3
 COUNT_ON_REASON = {
     "all": "the paper's definition (MPD-freq, MPD-Large count every play), so corpus sizes compare with it; a "
     "held-out song's own plays count towards its filter, a small leak that decides only whether it stays",
@@ -100,8 +101,12 @@ def run(config: MMRecConfig) -> dict[str, str]:
     log.info("reading %d slice(s) from %s", len(slice_paths), folder.uri)
 
     init_ray()
+    context = ray.data.DataContext.get_current()
     # Blocks keep slice order, so the same slices always give byte-identical tables.
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    context.execution_options.preserve_order = True
+    # Ray Data reserves part of the CPUs for each operator; on a small node that left one of two cores idle
+    # while slices waited to be parsed (14 s against 5 s for 20 half-second tasks on 2 cores).
+    context.op_resource_reservation_enabled = False
     if out.join("card.json").exists():  # until the new card lands, the data folder reads as incomplete
         out.fs.delete_file(out.join("card.json").path)
     staging = out.join(f".staging-{uuid.uuid4().hex[:8]}")
@@ -126,13 +131,16 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     # hashes, and each slice's distinct songs with their names. Tasks send back only a summary of their slice.
     clock = time.time()
     summary = _Summary()
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = False  # summaries merge in any order; waiting cost 45% here
     paths = ray.data.from_items([{"path": p} for p in slice_paths], override_num_blocks=len(slice_paths))
     for batch in paths.map_batches(
         _read_parse_and_stage, batch_size=1, batch_format="pyarrow",
         fn_kwargs={"fs": folder.fs, "repeats": cfg.repeats, "staging_uri": staging.uri},
     ).iter_batches(batch_size=None, batch_format="pyarrow"):
         summary.add(batch)
-    log.info("pass 1, parse %d slices: %.1f s", len(slice_paths), time.time() - clock)
+    context.execution_options.preserve_order = True
+    log.info("pass 1, parse %d slices: %.1f s%s", len(slice_paths), time.time() - clock, _rss())
     problems.update(summary.problems)
     if summary.first_problem and cfg.on_bad_record == "raise":
         others = sum(summary.problems.values()) - 1
@@ -161,7 +169,7 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     encoded = _read(staging.join("playlists"), ["file", "pid", "valid", "songs"]).map_batches(
         _encode, batch_size=None, batch_format="pyarrow", fn_kwargs={"hashes": ray.put(hashes), "drop": drop},
     ).materialize()
-    log.info("pass 2, encode: %.1f s", time.time() - clock)
+    log.info("pass 2, encode: %.1f s%s", time.time() - clock, _rss())
 
     # Passes 3..: the song and playlist filters, to a fixed point.
     def count_pass(keep_song: np.ndarray, min_length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +182,7 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
             for ids, a, t in zip(*(batch[c].to_numpy(zero_copy_only=False) for c in ("ids", "plays", "train_plays"))):
                 totals[0][ids] += a
                 totals[1][ids] += t
-        log.info("filter pass: %.1f s", time.time() - clock)
+        log.info("filter pass: %.1f s%s", time.time() - clock, _rss())
         return totals
 
     threshold = cfg.song_threshold
@@ -203,12 +211,12 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
         .sort_by("item_idx")
     )
     artifacts.write_table(out.join("items.parquet"), items, ITEMS_SCHEMA)
-    log.info("kept %d songs after %d filter pass(es); item table: %.1f s", n_items, filtered.passes, time.time() - clock)
+    log.info("kept %d songs after %d filter pass(es); item table: %.1f s%s", n_items, filtered.passes, time.time() - clock, _rss())
 
     # Final pass: the splits, streamed into single parquet files.
     clock = time.time()
     split_counts = _write_splits(encoded, out, ray.put(item_of_song), cfg.min_playlist_length)
-    log.info("split pass: %.1f s", time.time() - clock)
+    log.info("split pass: %.1f s%s", time.time() - clock, _rss())
 
     card = {
         "preset": cfg.preset,
@@ -246,6 +254,13 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     return card
 
 
+def _rss() -> str:
+    """The driver's peak memory so far, for the progress log."""
+    import resource
+
+    return f" (driver peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+
+
 def _read(folder: Location, columns: list[str]) -> ray.data.Dataset:
     """The staged parquet files of a folder, one block each, in name (slice) order.
 
@@ -253,7 +268,11 @@ def _read(folder: Location, columns: list[str]) -> ray.data.Dataset:
     planning cost dominated here (12 s against 0.7 s for 100 files on 2 cores).
     """
     files = artifacts.list_files(folder, suffix=".parquet")
-    paths = ray.data.from_items([{"path": f.path} for f in files], override_num_blocks=max(len(files), 1))
+    # Two blocks per CPU at least, to spread over a cluster, but never more than FILES_PER_BLOCK staged slices
+    # in one block, so a task's memory does not grow with the corpus.
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    blocks = max(1, min(len(files), max(2 * cpus, -(-len(files) // FILES_PER_BLOCK))))
+    paths = ray.data.from_items([{"path": f.path} for f in files], override_num_blocks=blocks)
     return paths.map_batches(_load_parquet, batch_size=None, batch_format="pyarrow",
                              fn_kwargs={"fs": folder.fs, "columns": columns})
 
@@ -279,6 +298,8 @@ def _read_parse_and_stage(batch: pa.Table, fs, repeats: str, staging_uri: str) -
         artifacts.write_table(staging.join("playlists", staged), parsed.playlists)
         artifacts.write_table(staging.join("songs", staged), parsed.songs)
         summaries.append(_summarize(parsed.playlists))
+        del parsed
+        pa.default_memory_pool().release_unused()  # give a slice's buffers back before the next one
     return pa.concat_tables(summaries)
 
 
@@ -309,7 +330,7 @@ def _encode(batch: pa.Table, hashes, drop: dict) -> pa.Table:
     batch = batch.filter(batch["valid"])
     if drop:
         pairs = zip(batch["pid"].to_pylist(), batch["file"].to_pylist())
-        batch = batch.filter(pa.array([file not in drop.get(pid, ()) for pid, file in pairs]))
+        batch = batch.filter(pa.array([file not in drop.get(pid, ()) for pid, file in pairs], pa.bool_()))
     block = Block.from_arrow(batch["pid"], batch["songs"])
     songs = pa.array(np.searchsorted(hashes, block.songs).astype(np.int32))
     return pa.table({"pid": batch["pid"], "songs": pa.ListArray.from_arrays(pa.array(block.offsets.astype(np.int32)), songs)})
@@ -332,8 +353,16 @@ def _split(batch: pa.Table, item_of_song, min_length: int) -> pa.Table:
 
 
 def _songs_among(batch: pa.Table, kept) -> pa.Table:
-    """The staged song rows of kept songs."""
-    return batch.filter(pc.is_in(batch["song"], value_set=ray.get(kept)))
+    return _first_per_song(batch.filter(pc.is_in(batch["song"], value_set=ray.get(kept))))
+
+
+def _first_per_song(rows: pa.Table) -> pa.Table:
+    """The lowest pid's row of each song (and of each other URI spelling under the same hash, which only a
+    hash collision can give: kept so it is caught)."""
+    rows = rows.sort_by([("song", "ascending"), ("track_uri", "ascending"), ("pid", "ascending")])
+    song, uri = rows["song"].to_numpy(), rows["track_uri"].to_numpy(zero_copy_only=False)
+    first = np.r_[True, (song[1:] != song[:-1]) | (uri[1:] != uri[:-1])] if rows.num_rows else np.zeros(0, bool)
+    return rows.filter(pa.array(first))
 
 
 # --- driver-side helpers -----------------------------------------------------------------------------------
@@ -352,7 +381,8 @@ class _Summary:
         self._pending_rows = 0
 
     def add(self, batch: pa.Table) -> None:
-        for row in batch.to_pylist():
+        scalars = ["reasons", "messages", "digest_files", "digests", "pids", "pid_files", "entries", "repeats_dropped"]
+        for row in batch.select(scalars).to_pylist():
             self.problems.update(row["reasons"])
             if row["messages"] and (not self.first_problem or row["messages"][0] < self.first_problem):
                 self.first_problem = row["messages"][0]
@@ -363,8 +393,8 @@ class _Summary:
             self.entries += row["entries"]
             self.repeats_dropped += row["repeats_dropped"]
         self._songs.append(batch.select(["songs", "plays", "train_plays"]))
-        self._pending_rows += sum(len(s) for s in batch["songs"].to_pylist())
-        if self._pending_rows > 4_000_000:  # merge as we go: memory follows the catalogue, not the corpus
+        self._pending_rows += int(pc.sum(pc.list_value_length(batch["songs"])).as_py() or 0)
+        if self._pending_rows > 1_000_000:  # merge as we go: memory follows the catalogue, not the corpus
             self._songs = [self._merged_table()]
             self._pending_rows = self._songs[0].num_rows
 
@@ -405,22 +435,21 @@ def _slice_order(file: str) -> tuple[int, str]:
 def _kept_song_metadata(songs_dir: Location, kept_hashes: np.ndarray) -> pa.Table:
     """URIs, names and duration of each kept song (its lowest pid's occurrence), in kept_hashes order.
 
-    Also the check that no two different URIs share a hash: astronomically rare, but then loud."""
-    parts = [
-        b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
-        for b in _read(songs_dir, ["song", *TRACK_FIELDS, "duration_ms", "pid"])
-        .map_batches(_songs_among, batch_size=None, batch_format="pyarrow", fn_kwargs={"kept": ray.put(pa.array(kept_hashes))})
+    Blocks are merged as they arrive, so the driver holds about one row per kept song. Also the check that no
+    two different URIs share a hash: astronomically rare, but then loud."""
+    merged = None
+    for batch in (
+        _read(songs_dir, ["song", *TRACK_FIELDS, "duration_ms", "pid"])
+        .map_batches(_songs_among, batch_size=None, batch_format="pyarrow",
+                     fn_kwargs={"kept": ray.put(pa.array(kept_hashes))})
         .iter_batches(batch_size=None, batch_format="pyarrow")
-    ]
-    table = pa.concat_tables(parts).sort_by([("song", "ascending"), ("pid", "ascending")])
-    song = table["song"].to_numpy()
-    first = np.r_[True, song[1:] != song[:-1]]
-    distinct = table.group_by(["song", "track_uri"]).aggregate([]).num_rows
-    if distinct != int(first.sum()):
+    ):
+        batch = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        merged = _first_per_song(batch if merged is None else pa.concat_tables([merged, batch]))
+    if merged.num_rows != len(kept_hashes):
         raise MPDFormatError("two different track URIs share a 64-bit hash; please report this corpus")
-    table = table.filter(pa.array(first))
-    order = np.searchsorted(table["song"].to_numpy(), kept_hashes)
-    return table.take(pa.array(order)).drop_columns(["song", "pid"])
+    order = np.searchsorted(merged["song"].to_numpy(), kept_hashes)
+    return merged.take(pa.array(order)).drop_columns(["song", "pid"])
 
 
 def _write_splits(encoded: ray.data.Dataset, out: Location, item_of_song_ref, min_length: int) -> dict:
