@@ -7,7 +7,8 @@ For each size: generate the corpus's slices once (cached under --corpora), then 
     (pos order, repeats dropped, play counts, filters to a fixed point, item ids and names, leave-one-out
     splits) down to the same parquet files;
   * mmrec: `prepare.run` on a fresh local Ray using every core, while a sampler sums the proportional set size
-    (PSS: shared memory counted once) of every Ray process and the driver, every 0.2 s.
+    (PSS: shared memory counted once) of every Ray process and the driver, twice a second.
+Each side runs in a fresh process, so neither inherits the other's memory.
 Prints playlists/s for both and their ratio, and peak memory at each size and their ratio.
 Goals: >= 1.6x the baseline on 2 cores; peak memory at the large size < 1.3x that at the small one.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -145,6 +148,17 @@ def mmrec_prepare(folder: Path, root: Path) -> dict:
     return {"seconds": seconds, "playlists": card["playlists"], "peak_mb": memory.peak / 2**20}
 
 
+def measure(kind: str, folder: Path, out: Path) -> dict:
+    """One measurement in a fresh process, so neither side inherits the other's memory."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, str(folder), str(out)], capture_output=True, text=True
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    print("\n".join(line for line in result.stderr.splitlines() if "mmrec.prepare:" in line), flush=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     import logging
 
@@ -152,13 +166,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 100_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--corpora", type=Path, default=Path("/tmp/mmrec-bench"))
+    parser.add_argument("--measure", nargs=3, metavar=("KIND", "FOLDER", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        kind, folder, out = args.measure
+        run = baseline if kind == "baseline" else mmrec_prepare
+        print(json.dumps(run(Path(folder), Path(out))))
+        return
     rows = []
     for size in args.sizes:
         folder = generate(size, args.corpora)
         print(f"{size:,} playlists generated at {folder}", flush=True)
-        plain = baseline(folder, args.corpora / f"baseline-{size}")
-        ours = mmrec_prepare(folder, args.corpora / f"run-{size}")
+        plain = measure("baseline", folder, args.corpora / f"baseline-{size}")
+        ours = measure("mmrec", folder, args.corpora / f"run-{size}")
         assert plain["playlists"] == ours["playlists"], (plain, ours)
         rows.append((size, plain, ours))
         print(f"{size:,}: baseline {plain['seconds']:.1f} s, mmrec {ours['seconds']:.1f} s", flush=True)
