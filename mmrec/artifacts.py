@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import json
 import os
 import tempfile
@@ -215,10 +214,6 @@ def card(**fields: Any) -> dict[str, Any]:
         "mmrec_version": mmrec.__version__,
         "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def text_stream(data: bytes) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
 
 
 # --- table schemas: what each stage promises the next ------------------------------------------------------

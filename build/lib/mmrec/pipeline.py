@@ -1,0 +1,39 @@
+"""The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
+
+Today: demo-data, prepare. Each stage that lands adds itself here (prepare, embed, train, evaluate, tune, serve).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mmrec import artifacts
+from mmrec.config import MMRecConfig
+from mmrec.data import run as prepare
+from mmrec.demo import run as demo_data
+
+log = logging.getLogger("mmrec.pipeline")
+
+
+def run(config: MMRecConfig) -> dict[str, str]:
+    started = time.time()
+    outputs: dict[str, str] = {}
+    rows: list[tuple[str, str]] = []
+
+    for name, stage in (("demo-data", demo_data), ("prepare", prepare)):
+        t = time.time()
+        outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
+        rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]
+
+    rows.append(("total", f"{time.time() - started:.0f} s"))
+    print(format_summary(rows, artifacts.resolve(config.artifact_root).uri), flush=True)
+    return outputs
+
+
+def format_summary(rows: list[tuple[str, str]], artifact_root: str) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = ["", "mmrec pipeline summary", "-" * 60]
+    lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += ["-" * 60, f"artifacts: {artifact_root}", ""]
+    return "\n".join(lines)
