@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import tempfile
@@ -91,9 +92,14 @@ def s3_filesystem() -> pafs.S3FileSystem:
 
 
 def _s3_client():
+    return _cached_s3_client(s3_endpoint(), os.environ.get("AWS_ACCESS_KEY_ID"))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_s3_client(endpoint: str | None, access_key: str | None):
     import boto3  # only S3 writes need it
 
-    return boto3.client("s3", endpoint_url=s3_endpoint())
+    return boto3.client("s3", endpoint_url=endpoint)  # one client per process: creating one costs ~50 ms
 
 
 # --- atomic writes -----------------------------------------------------------------------------------------
