@@ -44,6 +44,12 @@ STAGES: tuple[Stage, ...] = (
         "read MPD slices (folder, glob or s3://) into the item table and leave-one-out splits, with a card",
     ),
     Stage(
+        "embed",
+        "mmrec.embed.run",
+        ("embed",),
+        "embed audio, lyrics, album art and artist bios per song, fill missing ones, reduce and fuse",
+    ),
+    Stage(
         "pipeline",
         "mmrec.pipeline",
         ("demo_data", "prepare"),

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mmrec.config_base import StrictConfig
 from mmrec.data.config import PrepareConfig
 from mmrec.demo.config import DemoDataConfig
+from mmrec.embed.config import EmbedConfig
 
 
 class MMRecConfig(StrictConfig):
@@ -28,6 +29,7 @@ class MMRecConfig(StrictConfig):
     )
     demo_data: DemoDataConfig = Field(default_factory=DemoDataConfig, description="the demo corpus generator")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="slices -> item table and splits")
+    embed: EmbedConfig = Field(default_factory=EmbedConfig, description="modality sources -> fused song vectors")
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,431 @@
+"""Ray wrapper of `mmrec embed`: one vector per song per modality, missing ones filled, reduced and fused.
+
+Reads <artifact_root>/data/items.parquet and the modality sources (default: the demo corpus's). Writes under
+<artifact_root>/embeddings/: <modality>.parquet (track_uri, item_idx or null, vector, present), fused.parquet,
+card.json (last) and plots/ (VAE loss curves, cover reconstructions, a 2-D map of the fused vectors).
+
+Texts go through a Ray Data actor pool (the model loaded once per actor, on a GPU when the cluster has one);
+covers are decoded by Ray Data tasks; the two VAEs train in this process (small models, see docs/embed.md).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+import ray
+
+from mmrec import artifacts
+from mmrec.artifacts import ITEMS_SCHEMA, Location
+from mmrec.config import MMRecConfig
+from mmrec.embed.audio import SCALED_DIM, AudioScaler, audio_keys, check_audio
+from mmrec.embed.config import EmbedConfig
+from mmrec.embed.fuse import fill_missing_mean, fill_missing_regression, reduce_dimension, standardise
+from mmrec.embed.images import decode_cover, to_channels_first
+from mmrec.embed.text import (
+    SentenceEmbedder,
+    average_word_vectors,
+    clean_lyrics,
+    drop_common_tokens,
+    read_word_vectors,
+)
+from mmrec.embed.vae import AlbumArtVAE, AudioVAE, embed_with_vae, train_vae
+from mmrec.ray_runtime import cluster_gpus, init_ray
+
+log = logging.getLogger("mmrec.embed")
+DEMO_SOURCES = {
+    "audio_features": "audio_features.csv",
+    "lyrics": "lyrics.jsonl",
+    "album_art_index": "album_art/index.jsonl",
+    "artist_bios": "artist_bios.jsonl",
+}
+
+
+def embeddings_location(config: MMRecConfig) -> Location:
+    return artifacts.resolve(config.artifact_root).join("embeddings")
+
+
+def source(config: MMRecConfig, name: str) -> Location:
+    value = getattr(config.embed, name)
+    if value:
+        return artifacts.resolve(value)
+    from mmrec.demo.run import corpus_location
+
+    return corpus_location(config).join(DEMO_SOURCES[name])
+
+
+def run(config: MMRecConfig) -> dict[str, str]:
+    cfg = config.embed
+    started = time.time()
+    out = embeddings_location(config)
+    if out.join("card.json").exists():
+        out.fs.delete_file(out.join("card.json").path)  # incomplete until the new card lands
+    items = artifacts.read_table(artifacts.resolve(config.artifact_root).join("data", "items.parquet"), ITEMS_SCHEMA)
+    init_ray()
+    problems: Counter = Counter()
+    wanted = set(items["track_uri"].to_pylist()) if cfg.songs == "items" else None
+    tables: dict[str, tuple[list[str], np.ndarray]] = {}  # modality -> (track URIs, vectors)
+    notes: dict[str, dict] = {}
+
+    if "audio" in cfg.modalities:
+        tables["audio"], notes["audio"] = _audio(cfg, source(config, "audio_features"), out, problems, wanted)
+    if "lyrics" in cfg.modalities:
+        tables["lyrics"], notes["lyrics"] = _lyrics(cfg, source(config, "lyrics"), problems, wanted)
+    if "artist_bio" in cfg.modalities:
+        tables["artist_bio"], notes["artist_bio"] = _bios(cfg, source(config, "artist_bios"), items, problems)
+    if "album_art" in cfg.modalities:
+        tables["album_art"], notes["album_art"] = _album_art(cfg, source(config, "album_art_index"), items, out, problems)
+
+    # The song universe: every prepared item, and every song a source describes (cold songs included).
+    uris = list(dict.fromkeys(items["track_uri"].to_pylist() + [u for keys, _ in tables.values() for u in keys]))
+    position = {u: i for i, u in enumerate(uris)}
+    item_of = dict(zip(items["track_uri"].to_pylist(), items["item_idx"].to_pylist()))
+    item_idx = pa.array([item_of.get(u) for u in uris], pa.int32())
+    raw, present = {}, {}
+    for name, (keys, vectors) in tables.items():
+        matrix = np.zeros((len(uris), vectors.shape[1]), np.float32)
+        mask = np.zeros(len(uris), bool)
+        rows = np.array([position[k] for k in keys], dtype=np.int64)
+        matrix[rows], mask[rows] = vectors, True
+        raw[name], present[name] = matrix, mask
+
+    reduced, card_modalities = {}, {}
+    for name in tables:
+        others = [(raw[o], present[o]) for o in tables if o != name]
+        filled = (fill_missing_regression(raw[name], present[name], others) if cfg.fill == "regressor"
+                  else fill_missing_mean(raw[name], present[name]))
+        reduced[name], kept = reduce_dimension(filled, cfg.dim, cfg.seed)
+        _write_vectors(out.join(f"{name}.parquet"), uris, item_idx, reduced[name], present[name])
+        in_items = np.array([u in item_of for u in uris])
+        card_modalities[name] = {
+            **notes[name],
+            "dim": int(reduced[name].shape[1]),
+            "variance_kept": round(kept, 4),
+            "coverage_items": round(float(present[name][in_items].mean()), 4),
+            "coverage_all_songs": round(float(present[name].mean()), 4),
+        }
+    fused = np.concatenate([standardise(reduced[name]) for name in tables], axis=1)
+    fused_variance = 1.0
+    if cfg.fused_dim:
+        fused, fused_variance = reduce_dimension(fused, cfg.fused_dim, cfg.seed)
+    any_present = np.column_stack([present[n] for n in tables]).any(axis=1)
+    _write_vectors(out.join("fused.parquet"), uris, item_idx, fused, any_present)
+    plots = _genre_map(config, uris, fused, out)
+
+    card = artifacts.card(
+        modalities=card_modalities,
+        fused={"dim": int(fused.shape[1]), "order": list(tables), "variance_kept": round(fused_variance, 4)},
+        songs=len(uris),
+        items=items.num_rows,
+        cold_songs=int(sum(u not in item_of for u in uris)),
+        fill=cfg.fill,
+        problems=dict(sorted(problems.items())),
+        plots=plots,
+        seconds=round(time.time() - started, 1),
+    )
+    artifacts.write_json(out.join("card.json"), card)
+    log.info("embeddings for %d songs (%d items) in %.0f s", len(uris), items.num_rows, card["seconds"])
+    return {**{n: out.join(f"{n}.parquet").uri for n in tables}, "fused": out.join("fused.parquet").uri,
+            "card": out.join("card.json").uri}
+
+
+def summary(config: MMRecConfig) -> list[tuple[str, str]]:
+    card = artifacts.read_json(embeddings_location(config).join("card.json"))
+    coverage = ", ".join(f"{n} {m['coverage_items']:.0%}" for n, m in card["modalities"].items())
+    return [("songs", f"{card['songs']:,} ({card['cold_songs']:,} cold)"), ("coverage", coverage),
+            ("fused", f"{card['fused']['dim']} dims from {', '.join(card['fused']['order'])}")]
+
+
+# --- modalities --------------------------------------------------------------------------------------------
+
+
+def _read_records(loc: Location) -> pa.Table:
+    """A table from .csv, .jsonl/.json (JSON lines) or .parquet, named in errors."""
+    data = artifacts.read_bytes(loc)
+    try:
+        if loc.name.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(data))
+        if loc.name.endswith((".jsonl", ".json")):
+            return pajson.read_json(io.BytesIO(data))
+        return pacsv.read_csv(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise artifacts.ArtifactError(f"{loc.uri}: unreadable ({err})") from None
+
+
+def _first_per_key(keys: list[str], problems: Counter, reason: str) -> np.ndarray:
+    """Indices of the first row of each non-empty key; duplicates and empty keys counted."""
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if not k:
+            problems[f"{reason}_missing_key"] += 1
+        elif k in seen:
+            problems[f"{reason}_duplicate_key"] += 1
+        else:
+            seen[k] = i
+    return np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+
+
+def _audio(cfg: EmbedConfig, loc: Location, out: Location, problems: Counter, wanted: set | None):
+    table = _read_records(loc)
+    keys = audio_keys(table, loc.uri)
+    values, valid, bad = check_audio(table, loc.uri)
+    problems.update(bad)
+    rows = _first_per_key(keys, problems, "audio")
+    rows = rows[valid[rows]]
+    if wanted is not None:
+        rows = rows[[keys[i] in wanted for i in rows]] if len(rows) else rows
+    if len(rows) < 2:
+        raise artifacts.ArtifactError(f"{loc.uri}: fewer than 2 songs with valid audio features")
+    scaler = AudioScaler.fit(values[rows])
+    data = scaler.transform(values[rows])
+    model = AudioVAE(SCALED_DIM, latent_dim=cfg.audio_latent)
+    history = train_vae(model, data, cfg.audio_epochs, 256, 3e-3, cfg.beta, cfg.seed,
+                        log=lambda m: log.info("audio VAE %s", m))
+    _loss_plot(history, out.join("plots", "audio_vae_loss.png"), "audio VAE")
+    vectors = embed_with_vae(model, data)
+    return ([keys[i] for i in rows], vectors), {"source": loc.uri, "model": "AudioVAE", "songs": len(rows),
+                                               "final_loss": round(history[-1]["loss"], 4)}
+
+
+def _lyrics(cfg: EmbedConfig, loc: Location, problems: Counter, wanted: set | None):
+    table = _read_records(loc)
+    for column in ("track_uri", "lyrics"):
+        if column not in table.column_names:
+            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    keys = [k or "" for k in table["track_uri"].to_pylist()]
+    texts = table["lyrics"].to_pylist()
+    rows = _first_per_key(keys, problems, "lyrics")
+    if wanted is not None:
+        rows = rows[[keys[i] in wanted for i in rows]] if len(rows) else rows
+    documents = [clean_lyrics(texts[i]) if isinstance(texts[i], str) else [] for i in rows]
+    documents = drop_common_tokens(documents, cfg.lyrics_max_document_share)
+    usable = np.array([len(d) > 0 for d in documents], dtype=bool)
+    problems["lyrics_empty"] += int((~usable).sum())
+    keys = [keys[i] for i, ok in zip(rows, usable) if ok]
+    documents = [d for d, ok in zip(documents, usable) if ok]
+    if cfg.lyrics_encoder == "word_vectors":
+        if not cfg.word_vectors:
+            raise ValueError("embed.word_vectors: a GloVe/word2vec file is needed for lyrics_encoder=word_vectors")
+        lines = artifacts.read_bytes(artifacts.resolve(cfg.word_vectors)).decode().splitlines()
+        words = read_word_vectors(lines)
+        vectors, present = average_word_vectors(documents, words, len(next(iter(words.values()))))
+        keys = [k for k, p in zip(keys, present) if p]
+        return (keys, vectors[present]), {"source": loc.uri, "model": cfg.word_vectors, "songs": len(keys)}
+    vectors = _embed_texts(cfg, keys, [" ".join(d) for d in documents])
+    return (keys, vectors), {"source": loc.uri, "model": cfg.text_model, "songs": len(keys)}
+
+
+def _bios(cfg: EmbedConfig, loc: Location, items: pa.Table, problems: Counter):
+    table = _read_records(loc)
+    for column in ("artist_uri", "bio"):
+        if column not in table.column_names:
+            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    artists = [a or "" for a in table["artist_uri"].to_pylist()]
+    bios = table["bio"].to_pylist()
+    rows = _first_per_key(artists, problems, "bio")
+    songs_of: dict[str, list[str]] = {}
+    for uri, artist in zip(items["track_uri"].to_pylist(), items["artist_uri"].to_pylist()):
+        songs_of.setdefault(artist, []).append(uri)
+    keep = [i for i in rows if isinstance(bios[i], str) and bios[i].strip() and artists[i] in songs_of]
+    problems["bio_artist_not_in_items"] += sum(1 for i in rows if artists[i] not in songs_of)
+    problems["bio_empty"] += sum(1 for i in rows if artists[i] in songs_of and not (isinstance(bios[i], str) and bios[i].strip()))
+    vectors = _embed_texts(cfg, [artists[i] for i in keep], [bios[i] for i in keep])
+    # one vector per artist, broadcast to the artist's songs
+    song_keys, song_rows = [], []
+    for row, i in enumerate(keep):
+        for uri in songs_of[artists[i]]:
+            song_keys.append(uri)
+            song_rows.append(row)
+    return (song_keys, vectors[np.array(song_rows, dtype=np.int64)] if song_rows else vectors[:0]), {
+        "source": loc.uri, "model": cfg.text_model, "artists": len(keep)}
+
+
+def _embed_texts(cfg: EmbedConfig, keys: list[str], texts: list[str]) -> np.ndarray:
+    """Texts through a Ray Data actor pool of sentence-transformers (GPU when the cluster has one)."""
+    if not texts:
+        return np.zeros((0, 1), np.float32)
+    gpus = cluster_gpus() if cfg.use_gpu == "auto" else (1 if cfg.use_gpu == "yes" else 0)
+    dataset = ray.data.from_items([{"key": k, "text": t} for k, t in zip(keys, texts)],
+                                  override_num_blocks=max(1, min(len(texts) // cfg.batch_size, 64)))
+    embedded = dataset.map_batches(
+        SentenceEmbedder,
+        fn_constructor_kwargs={"model": cfg.text_model, "device": "cuda" if gpus else "cpu"},
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.actors),
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+        num_gpus=1 if gpus else 0,
+    )
+    order = {k: i for i, k in enumerate(keys)}
+    vectors = None
+    for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+        if vectors is None:
+            vectors = np.zeros((len(keys), batch["vector"].shape[1]), np.float32)
+        vectors[[order[k] for k in batch["key"]]] = batch["vector"]
+    return vectors
+
+
+def _decode_covers(batch: dict, fs_uri: str) -> dict:
+    folder = artifacts.resolve(fs_uri)
+    images, reasons = [], []
+    for path in batch["path"]:
+        try:
+            data = artifacts.read_bytes(folder.join(str(path)))
+        except artifacts.ArtifactError:
+            images.append(np.zeros((128, 128, 3), np.float32))
+            reasons.append("missing_file")
+            continue
+        image, reason = decode_cover(data)
+        images.append(image if image is not None else np.zeros((128, 128, 3), np.float32))
+        reasons.append(reason)
+    return {"album_uri": batch["album_uri"], "image": np.stack(images), "reason": np.array(reasons)}
+
+
+def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, problems: Counter):
+    table = _read_records(loc)
+    for column in ("album_uri", "path"):
+        if column not in table.column_names:
+            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    albums = [a or "" for a in table["album_uri"].to_pylist()]
+    rows = _first_per_key(albums, problems, "art")
+    songs_of: dict[str, list[str]] = {}
+    for uri, album in zip(items["track_uri"].to_pylist(), items["album_uri"].to_pylist()):
+        songs_of.setdefault(album, []).append(uri)
+    rows = [i for i in rows if albums[i] in songs_of]
+    paths = table["path"].to_pylist()
+    folder = loc.uri.rsplit("/", 1)[0]
+    decoded = ray.data.from_items([{"album_uri": albums[i], "path": paths[i]} for i in rows],
+                                  override_num_blocks=max(1, min(len(rows) // 256, 64)))
+    keys, images = [], []
+    for batch in decoded.map_batches(_decode_covers, batch_size=256, batch_format="numpy",
+                                     fn_kwargs={"fs_uri": folder}).iter_batches(batch_size=None, batch_format="numpy"):
+        ok = batch["reason"] == "ok"
+        problems.update(Counter(f"art_{r}" for r in batch["reason"][~ok]))
+        keys.extend(batch["album_uri"][ok].tolist())
+        images.append(batch["image"][ok])
+    images = to_channels_first(np.concatenate(images)) if images else np.zeros((0, 3, 128, 128), np.float32)
+    if len(images) < 2:
+        raise artifacts.ArtifactError(f"{loc.uri}: fewer than 2 readable covers")
+    rng = np.random.default_rng(cfg.seed)
+    sample = images[rng.choice(len(images), size=min(cfg.art_train_sample, len(images)), replace=False)]
+    model = AlbumArtVAE(latent_dim=cfg.art_latent, width=cfg.art_width)
+    beta = 0.0 if cfg.art_model == "autoencoder" else cfg.beta
+    history = train_vae(model, sample, cfg.art_epochs, 64, 1e-3, beta, cfg.seed,
+                        log=lambda m: log.info("album-art VAE %s", m))
+    _loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
+    vectors = embed_with_vae(model, images, batch_size=128)
+    if cfg.art_export == "mean_sigma":
+        import torch
+
+        with torch.no_grad():
+            _, logvar = model.eval().encode(torch.from_numpy(images[:1]))
+        sigmas = []
+        for start in range(0, len(images), 128):
+            with torch.no_grad():
+                sigmas.append((0.5 * model.encode(torch.from_numpy(images[start:start + 128]))[1]).exp().numpy())
+        vectors = np.concatenate([vectors, np.concatenate(sigmas)], axis=1)
+    _reconstruction_grid(model, images[:8], out.join("plots", "album_art_reconstructions.png"))
+    song_keys, song_rows = [], []
+    for row, album in enumerate(keys):
+        for uri in songs_of[album]:
+            song_keys.append(uri)
+            song_rows.append(row)
+    return (song_keys, vectors[np.array(song_rows, dtype=np.int64)]), {
+        "source": loc.uri, "model": f"AlbumArtVAE ({cfg.art_model}, export {cfg.art_export})", "albums": len(keys),
+        "final_loss": round(history[-1]["loss"], 4)}
+
+
+# --- outputs -----------------------------------------------------------------------------------------------
+
+
+def _write_vectors(loc: Location, uris: list[str], item_idx: pa.Array, vectors: np.ndarray, present: np.ndarray) -> None:
+    dim = vectors.shape[1]
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+    table = pa.table({
+        "track_uri": pa.array(uris, pa.string()),
+        "item_idx": item_idx,
+        "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+        "present": pa.array(present, pa.bool_()),
+    })
+    artifacts.write_table(loc, table)
+
+
+def _png(loc: Location, figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    artifacts.write_bytes(loc, buffer.getvalue())
+    return loc.uri
+
+
+def _loss_plot(history: list[dict], loc: Location, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    epochs = [h["epoch"] + 1 for h in history]
+    for key in ("loss", "reconstruction", "kl"):
+        axis.plot(epochs, [h[key] for h in history], marker="o", label=key)
+    axis.set(xlabel="epoch", ylabel="per example", title=f"{title}: ELBO terms")
+    axis.legend()
+    path = _png(loc, figure)
+    plt.close(figure)
+    return path
+
+
+def _reconstruction_grid(model, images: np.ndarray, loc: Location) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    with torch.no_grad():
+        model.eval()
+        reconstructions = model.decode(model.encode(torch.from_numpy(images))[0]).numpy()
+    figure, axes = plt.subplots(2, len(images), figsize=(1.6 * len(images), 3.4))
+    for j in range(len(images)):
+        for row, source_images in enumerate((images, reconstructions)):
+            axes[row, j].imshow(source_images[j].transpose(1, 2, 0))
+            axes[row, j].axis("off")
+    axes[0, 0].set_title("original", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    path = _png(loc, figure)
+    plt.close(figure)
+    return path
+
+
+def _genre_map(config: MMRecConfig, uris: list[str], fused: np.ndarray, out: Location) -> dict:
+    """A 2-D PCA map of the fused vectors coloured by the demo corpus's hidden genre (plots only)."""
+    from mmrec.demo.run import corpus_location
+
+    hidden = corpus_location(config).join("hidden", "song_genres.csv")
+    plots = {"audio_vae_loss": out.join("plots", "audio_vae_loss.png").uri}
+    if not hidden.exists():
+        return plots
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    genres = pacsv.read_csv(io.BytesIO(artifacts.read_bytes(hidden)))
+    genre_of = dict(zip(genres["track_uri"].to_pylist(), genres["genre"].to_pylist()))
+    rows = np.array([i for i, u in enumerate(uris) if u in genre_of])
+    if len(rows) < 3:
+        return plots
+    points, _ = reduce_dimension(fused[rows], 2)
+    colours = np.array([genre_of[uris[i]] for i in rows])
+    figure, axis = plt.subplots(figsize=(6, 5))
+    axis.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab20", s=3, alpha=0.6)
+    axis.set(title="fused content vectors (PCA), coloured by hidden genre", xticks=[], yticks=[])
+    plots["genre_map"] = _png(out.join("plots", "fused_genre_map.png"), figure)
+    plt.close(figure)
+    return plots

@@ -1,0 +1,66 @@
+"""`mmrec embed` end to end on a small demo corpus with a real local Ray."""
+
+import json
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from mmrec.config import load_config
+from mmrec.data import run as prepare
+from mmrec.demo import run as demo_data
+from mmrec.embed import run as embed
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "demo_data.playlists": 400, "demo_data.songs": 3000, "demo_data.challenge_playlists": 0,
+    "prepare.min_song_count": 3,
+    "embed.songs": "items", "embed.audio_epochs": 5, "embed.art_epochs": 1, "embed.art_width": 4,
+    "embed.art_train_sample": 200, "embed.dim": 16, "embed.actors": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def embedded(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    config = load_config(overrides={**SMALL, "artifact_root": str(root)})
+    demo_data.run(config)
+    prepare.run(config)
+    return root, embed.run(config)
+
+
+def test_every_item_has_a_fused_vector_and_the_card_counts_the_gaps(embedded):
+    root, outputs = embedded
+    items = pq.read_table(root / "data" / "items.parquet")
+    fused = pq.read_table(outputs["fused"])
+    assert set(fused["track_uri"].to_pylist()) == set(items["track_uri"].to_pylist())
+    assert fused.schema.field("vector").type.list_size == 4 * 16
+    vectors = np.stack(fused["vector"].to_numpy(zero_copy_only=False))
+    assert np.isfinite(vectors).all()
+    card = json.load(open(outputs["card"]))
+    assert set(card["modalities"]) == {"audio", "lyrics", "album_art", "artist_bio"}
+    assert card["modalities"]["audio"]["coverage_items"] == 1.0
+    assert 0.8 < card["modalities"]["lyrics"]["coverage_items"] < 0.97  # the demo's ~90%, gaps filled
+    lyrics = pq.read_table(outputs["lyrics"])
+    assert 0 < sum(not p for p in lyrics["present"].to_pylist()) < lyrics.num_rows
+    assert all((root / "embeddings" / "plots" / name).exists() for name in
+               ("audio_vae_loss.png", "album_art_vae_loss.png", "album_art_reconstructions.png", "fused_genre_map.png"))
+
+
+def test_content_neighbours_share_the_hidden_genre_far_above_chance(embedded):
+    root, outputs = embedded
+    genres = pacsv.read_csv(root / "demo-corpus" / "hidden" / "song_genres.csv")
+    genre_of = dict(zip(genres["track_uri"].to_pylist(), genres["genre"].to_pylist()))
+    fused = pq.read_table(outputs["fused"])
+    uris = fused["track_uri"].to_pylist()
+    x = np.stack(fused["vector"].to_numpy(zero_copy_only=False))
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.array([genre_of[u] for u in uris])
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    neighbours = np.argpartition(-similarity, 10, axis=1)[:, :10]
+    purity = (labels[neighbours] == labels[:, None]).mean()
+    chance = ((np.bincount(labels) / len(labels)) ** 2).sum()
+    assert purity > 4 * chance, (purity, chance)
