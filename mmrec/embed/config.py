@@ -41,7 +41,12 @@ class EmbedConfig(StrictConfig):
     art_epochs: int = Field(4, ge=1, description="album-art VAE epochs")
     art_train_sample: int = Field(4000, ge=10, description="covers the album-art VAE trains on (all are embedded)")
     art_export: Literal["mean", "mean_sigma"] = Field("mean", description="export the posterior mean, or mean and sigma")
-    beta: float = Field(1.0, ge=0, description="weight of the KL term in both VAEs")
+    audio_beta: float = Field(
+        0.1, ge=0,
+        description="KL weight of the audio VAE (at 1.0 its posterior collapsed on the demo: 10-NN genre purity "
+        "0.36 against 0.60 at 0.1)",
+    )
+    art_beta: float = Field(1.0, ge=0, description="KL weight of the album-art VAE")
     fill: Literal["mean", "regressor"] = Field(
         "mean", description="missing modality: the mean (the paper's rule) or a ridge regression from the others"
     )

@@ -187,7 +187,7 @@ def _audio(cfg: EmbedConfig, loc: Location, out: Location, problems: Counter, wa
     scaler = AudioScaler.fit(values[rows])
     data = scaler.transform(values[rows])
     model = AudioVAE(SCALED_DIM, latent_dim=cfg.audio_latent)
-    history = train_vae(model, data, cfg.audio_epochs, 256, 3e-3, cfg.beta, cfg.seed,
+    history = train_vae(model, data, cfg.audio_epochs, 256, 3e-3, cfg.audio_beta, cfg.seed,
                         log=lambda m: log.info("audio VAE %s", m))
     _loss_plot(history, out.join("plots", "audio_vae_loss.png"), "audio VAE")
     vectors = embed_with_vae(model, data)
@@ -316,7 +316,7 @@ def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, 
     rng = np.random.default_rng(cfg.seed)
     sample = images[rng.choice(len(images), size=min(cfg.art_train_sample, len(images)), replace=False)]
     model = AlbumArtVAE(latent_dim=cfg.art_latent, width=cfg.art_width)
-    beta = 0.0 if cfg.art_model == "autoencoder" else cfg.beta
+    beta = 0.0 if cfg.art_model == "autoencoder" else cfg.art_beta
     history = train_vae(model, sample, cfg.art_epochs, 64, 1e-3, beta, cfg.seed,
                         log=lambda m: log.info("album-art VAE %s", m))
     _loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
@@ -324,8 +324,6 @@ def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, 
     if cfg.art_export == "mean_sigma":
         import torch
 
-        with torch.no_grad():
-            _, logvar = model.eval().encode(torch.from_numpy(images[:1]))
         sigmas = []
         for start in range(0, len(images), 128):
             with torch.no_grad():
