@@ -52,7 +52,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "pipeline",
         "mmrec.pipeline",
-        ("demo_data", "prepare"),
+        ("demo_data", "prepare", "embed"),
         "run the main job: every stage in order, then a summary",
     ),
 )

@@ -1,6 +1,6 @@
 """The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
 
-Today: demo-data, prepare. Each stage that lands adds itself here (prepare, embed, train, evaluate, tune, serve).
+Today: demo-data, prepare, embed. Each stage that lands adds itself here (prepare, embed, train, evaluate, tune, serve).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from mmrec import artifacts
 from mmrec.config import MMRecConfig
 from mmrec.data import run as prepare
 from mmrec.demo import run as demo_data
+from mmrec.embed import run as embed
 
 log = logging.getLogger("mmrec.pipeline")
 
@@ -21,7 +22,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     outputs: dict[str, str] = {}
     rows: list[tuple[str, str]] = []
 
-    for name, stage in (("demo-data", demo_data), ("prepare", prepare)):
+    for name, stage in (("demo-data", demo_data), ("prepare", prepare), ("embed", embed)):
         t = time.time()
         outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
         rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]

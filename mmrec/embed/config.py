@@ -33,6 +33,9 @@ class EmbedConfig(StrictConfig):
     lyrics_max_document_share: float = Field(
         0.5, gt=0, le=1, description="drop lyric tokens found in more than this share of songs (low IDF)"
     )
+    max_text_words: int = Field(
+        128, ge=8, description="texts are cut to this many words before the text model (its cost grows with length)"
+    )
     audio_latent: int = Field(16, ge=2, description="audio VAE latent size")
     audio_epochs: int = Field(30, ge=1, description="audio VAE epochs")
     art_model: Literal["vae", "autoencoder"] = Field("vae", description="album-art model (autoencoder: no KL)")

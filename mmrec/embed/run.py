@@ -253,6 +253,7 @@ def _embed_texts(cfg: EmbedConfig, keys: list[str], texts: list[str]) -> np.ndar
     if not texts:
         return np.zeros((0, 1), np.float32)
     gpus = cluster_gpus() if cfg.use_gpu == "auto" else (1 if cfg.use_gpu == "yes" else 0)
+    texts = [" ".join(t.split()[: cfg.max_text_words]) for t in texts]
     dataset = ray.data.from_items([{"key": k, "text": t} for k, t in zip(keys, texts)],
                                   override_num_blocks=max(1, min(len(texts) // cfg.batch_size, 64)))
     embedded = dataset.map_batches(
