@@ -158,3 +158,17 @@ def test_pca_shapes_and_variance():
     reduced, kept = reduce_dimension(data, 3)
     assert reduced.shape == (100, 3) and reduced.dtype == np.float32 and 0.98 < kept <= 1.0
     assert reduce_dimension(data, 50)[0].shape == (100, 20)  # never more components than features
+
+
+def test_an_unreadable_source_is_an_error_naming_the_file(tmp_path):
+    from mmrec import artifacts
+    from mmrec.embed.run import _read_records
+
+    (tmp_path / "audio.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(artifacts.ArtifactError, match=r"audio\.parquet: unreadable"):
+        _read_records(artifacts.resolve(str(tmp_path / "audio.parquet")))
+    (tmp_path / "lyrics.jsonl").write_text('{"track_uri": "a", "lyrics": "x"}\n{broken\n')
+    with pytest.raises(artifacts.ArtifactError, match=r"lyrics\.jsonl: unreadable"):
+        _read_records(artifacts.resolve(str(tmp_path / "lyrics.jsonl")))
+    with pytest.raises(artifacts.ArtifactError, match=r"missing\.csv: not found"):
+        _read_records(artifacts.resolve(str(tmp_path / "missing.csv")))
