@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                 group.add_argument(
                     f"--{key}",
                     dest=key,
-                    metavar=type_name.upper(),
+                    metavar=type_name if "|" in type_name else type_name.upper(),  # choices stay as typed
                     default=argparse.SUPPRESS,
                     help=f"{description} (default: {default!r})",
                 )

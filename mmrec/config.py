@@ -10,7 +10,7 @@ the key and lists the valid ones instead of a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -78,10 +78,21 @@ def config_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, s
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(config_fields(annotation, prefix=f"{key}."))
             continue
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         default = field.get_default(call_default_factory=True)
-        rows.append((key, type_name, default, field.description or ""))
+        rows.append((key, _type_name(annotation), default, field.description or ""))
     return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """What --help shows for a setting: `a|b` for choices, `list of a|b` for tuples of them, else the type."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "|".join(str(a) for a in args)
+    if origin is tuple and args:
+        return f"list of {_type_name(args[0])}"
+    if origin is not None and type(None) in args:  # Optional[X]
+        return _type_name(next(a for a in args if a is not type(None)))
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _parse_scalar(value: Any) -> Any:
