@@ -147,17 +147,22 @@ def summary(config: MMRecConfig) -> list[tuple[str, str]]:
 # --- modalities --------------------------------------------------------------------------------------------
 
 
-def _read_records(loc: Location) -> pa.Table:
-    """A table from .csv, .jsonl/.json (JSON lines) or .parquet, named in errors."""
+def _read_records(loc: Location, required: tuple[str, ...] = ()) -> pa.Table:
+    """A table from .csv, .jsonl/.json (JSON lines) or .parquet with the `required` columns, named in errors."""
     data = artifacts.read_bytes(loc)
     try:
         if loc.name.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(data))
-        if loc.name.endswith((".jsonl", ".json")):
-            return pajson.read_json(io.BytesIO(data))
-        return pacsv.read_csv(io.BytesIO(data))
+            table = pq.read_table(io.BytesIO(data))
+        elif loc.name.endswith((".jsonl", ".json")):
+            table = pajson.read_json(io.BytesIO(data))
+        else:
+            table = pacsv.read_csv(io.BytesIO(data))
     except (pa.ArrowInvalid, OSError) as err:
         raise artifacts.ArtifactError(f"{loc.uri}: unreadable ({err})") from None
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise artifacts.ArtifactError(f"{loc.uri}: missing column(s) {', '.join(missing)}")
+    return table
 
 
 def _first_per_key(keys: list[str], problems: Counter, reason: str) -> np.ndarray:
@@ -196,10 +201,7 @@ def _audio(cfg: EmbedConfig, loc: Location, out: Location, problems: Counter, wa
 
 
 def _lyrics(cfg: EmbedConfig, loc: Location, problems: Counter, wanted: set | None):
-    table = _read_records(loc)
-    for column in ("track_uri", "lyrics"):
-        if column not in table.column_names:
-            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    table = _read_records(loc, required=("track_uri", "lyrics"))
     keys = [k or "" for k in table["track_uri"].to_pylist()]
     texts = table["lyrics"].to_pylist()
     rows = _first_per_key(keys, problems, "lyrics")
@@ -224,10 +226,7 @@ def _lyrics(cfg: EmbedConfig, loc: Location, problems: Counter, wanted: set | No
 
 
 def _bios(cfg: EmbedConfig, loc: Location, items: pa.Table, problems: Counter):
-    table = _read_records(loc)
-    for column in ("artist_uri", "bio"):
-        if column not in table.column_names:
-            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    table = _read_records(loc, required=("artist_uri", "bio"))
     artists = [a or "" for a in table["artist_uri"].to_pylist()]
     bios = table["bio"].to_pylist()
     rows = _first_per_key(artists, problems, "bio")
@@ -290,10 +289,7 @@ def _decode_covers(batch: dict, fs_uri: str) -> dict:
 
 
 def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, problems: Counter):
-    table = _read_records(loc)
-    for column in ("album_uri", "path"):
-        if column not in table.column_names:
-            raise artifacts.ArtifactError(f"{loc.uri}: missing column {column!r}")
+    table = _read_records(loc, required=("album_uri", "path"))
     albums = [a or "" for a in table["album_uri"].to_pylist()]
     rows = _first_per_key(albums, problems, "art")
     songs_of: dict[str, list[str]] = {}

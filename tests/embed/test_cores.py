@@ -172,3 +172,6 @@ def test_an_unreadable_source_is_an_error_naming_the_file(tmp_path):
         _read_records(artifacts.resolve(str(tmp_path / "lyrics.jsonl")))
     with pytest.raises(artifacts.ArtifactError, match=r"missing\.csv: not found"):
         _read_records(artifacts.resolve(str(tmp_path / "missing.csv")))
+    (tmp_path / "bios.jsonl").write_text('{"artist_uri": "a"}\n')
+    with pytest.raises(artifacts.ArtifactError, match=r"bios\.jsonl: missing column\(s\) bio"):
+        _read_records(artifacts.resolve(str(tmp_path / "bios.jsonl")), required=("artist_uri", "bio"))
