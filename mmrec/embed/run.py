@@ -11,7 +11,6 @@ covers are decoded by Ray Data tasks; the two VAEs train in this process (small 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections import Counter

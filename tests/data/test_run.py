@@ -15,7 +15,7 @@ from mmrec.config import load_config
 from mmrec.data import run as prepare
 from mmrec.data.mpd import MPDFormatError
 from mmrec.demo import run as demo_data
-from tests.data.slices import playlist, slice_document, track, write_slice
+from tests.data.slices import playlist, track, write_slice
 
 pytestmark = pytest.mark.slow
 
