@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import io
 import json
 import os
 import tempfile
@@ -140,6 +141,14 @@ def write_text(loc: Location, text: str) -> None:
 
 def write_json(loc: Location, obj: Any) -> None:
     write_text(loc, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_png(loc: Location, figure) -> str:
+    """Save a matplotlib figure as a PNG artifact; returns its URI."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    write_bytes(loc, buffer.getvalue())
+    return loc.uri
 
 
 def write_table(loc: Location, table: pa.Table, schema: pa.Schema | None = None) -> None:

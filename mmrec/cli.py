@@ -50,9 +50,21 @@ STAGES: tuple[Stage, ...] = (
         "embed audio, lyrics, album art and artist bios per song, fill missing ones, reduce and fuse",
     ),
     Stage(
+        "train",
+        "mmrec.train.run",
+        ("train",),
+        "train multimodal BERT4Rec on Ray Train (DDP, checkpoints, resume) and register the best epoch",
+    ),
+    Stage(
+        "evaluate",
+        "mmrec.evaluate.run",
+        ("train", "evaluate"),
+        "score a registered model on the held-out test targets: full-catalogue Recall@k and NDCG@k",
+    ),
+    Stage(
         "pipeline",
         "mmrec.pipeline",
-        ("demo_data", "prepare", "embed"),
+        ("demo_data", "prepare", "embed", "train", "evaluate"),
         "run the main job: every stage in order, then a summary",
     ),
 )

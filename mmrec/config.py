@@ -19,6 +19,8 @@ from mmrec.config_base import StrictConfig
 from mmrec.data.config import PrepareConfig
 from mmrec.demo.config import DemoDataConfig
 from mmrec.embed.config import EmbedConfig
+from mmrec.evaluate.config import EvaluateConfig
+from mmrec.train.config import TrainConfig
 
 
 class MMRecConfig(StrictConfig):
@@ -30,6 +32,8 @@ class MMRecConfig(StrictConfig):
     demo_data: DemoDataConfig = Field(default_factory=DemoDataConfig, description="the demo corpus generator")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="slices -> item table and splits")
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="modality sources -> fused song vectors")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="multimodal BERT4Rec on Ray Train")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test metrics of a registered model")
 
 
 class ConfigError(ValueError):

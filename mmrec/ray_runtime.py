@@ -19,3 +19,12 @@ def cluster_gpus() -> int:
     import ray
 
     return int(ray.cluster_resources().get("GPU", 0))
+
+
+def train_storage(root_uri: str, *parts: str):
+    """(storage_path, storage_filesystem) for Ray Train's RunConfig under the artifact root: a local folder, or
+    bucket/prefix with the S3 filesystem the artifact root uses (pyarrow ignores AWS_ENDPOINT_URL itself)."""
+    from mmrec import artifacts
+
+    location = artifacts.resolve(root_uri).join(*parts)
+    return (location.path, location.fs) if location.is_s3 else (location.path, None)

@@ -50,6 +50,11 @@ class EmbedConfig(StrictConfig):
         "0.36 against 0.60 at 0.1)",
     )
     art_beta: float = Field(1.0, ge=0, description="KL weight of the album-art VAE")
+    vae_trainer: Literal["auto", "in_process", "ray_train"] = Field(
+        "auto",
+        description="where the VAEs train: this process (small data), one Ray Train worker (a GPU when the cluster "
+        "has one; checkpoints under runs/), or auto = Ray Train when the cluster has GPUs",
+    )
     fill: Literal["mean", "regressor"] = Field(
         "mean", description="missing modality: the mean (the paper's rule) or a ridge regression from the others"
     )

@@ -5,7 +5,8 @@ Reads <artifact_root>/data/items.parquet and the modality sources (default: the 
 card.json (last) and plots/ (VAE loss curves, cover reconstructions, a 2-D map of the fused vectors).
 
 Texts go through a Ray Data actor pool (the model loaded once per actor, on a GPU when the cluster has one);
-covers are decoded by Ray Data tasks; the two VAEs train in this process (small models, see docs/embed.md).
+covers are decoded by Ray Data tasks; the two VAEs train in this process or on one Ray Train worker (a GPU
+when the cluster has one), by `embed.vae_trainer`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import ray
+import torch
 
 from mmrec import artifacts
 from mmrec.artifacts import ITEMS_SCHEMA, Location
@@ -37,7 +39,7 @@ from mmrec.embed.text import (
     read_word_vectors,
 )
 from mmrec.embed.vae import AlbumArtVAE, AudioVAE, embed_with_vae, train_vae
-from mmrec.ray_runtime import cluster_gpus, init_ray
+from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 
 log = logging.getLogger("mmrec.embed")
 DEMO_SOURCES = {
@@ -75,13 +77,14 @@ def run(config: MMRecConfig) -> dict[str, str]:
     notes: dict[str, dict] = {}
 
     if "audio" in cfg.modalities:
-        tables["audio"], notes["audio"] = _audio(cfg, source(config, "audio_features"), out, problems, wanted)
+        tables["audio"], notes["audio"] = _audio(config, source(config, "audio_features"), out, problems, wanted)
     if "lyrics" in cfg.modalities:
         tables["lyrics"], notes["lyrics"] = _lyrics(cfg, source(config, "lyrics"), problems, wanted)
     if "artist_bio" in cfg.modalities:
         tables["artist_bio"], notes["artist_bio"] = _bios(cfg, source(config, "artist_bios"), items, problems)
     if "album_art" in cfg.modalities:
-        tables["album_art"], notes["album_art"] = _album_art(cfg, source(config, "album_art_index"), items, out, problems)
+        tables["album_art"], notes["album_art"] = _album_art(config, source(config, "album_art_index"), items, out,
+                                                             problems)
 
     # The song universe: every prepared item, and every song a source describes (cold songs included).
     uris = list(dict.fromkeys(items["track_uri"].to_pylist() + [u for keys, _ in tables.values() for u in keys]))
@@ -177,7 +180,8 @@ def _first_per_key(keys: list[str], problems: Counter, reason: str) -> np.ndarra
     return np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
 
 
-def _audio(cfg: EmbedConfig, loc: Location, out: Location, problems: Counter, wanted: set | None):
+def _audio(config: MMRecConfig, loc: Location, out: Location, problems: Counter, wanted: set | None):
+    cfg = config.embed
     table = _read_records(loc)
     keys = audio_keys(table, loc.uri)
     values, valid, bad = check_audio(table, loc.uri)
@@ -190,13 +194,13 @@ def _audio(cfg: EmbedConfig, loc: Location, out: Location, problems: Counter, wa
         raise artifacts.ArtifactError(f"{loc.uri}: fewer than 2 songs with valid audio features")
     scaler = AudioScaler.fit(values[rows])
     data = scaler.transform(values[rows])
+    torch.manual_seed(cfg.seed)  # the initial weights too, so a rerun gives the same vectors
     model = AudioVAE(SCALED_DIM, latent_dim=cfg.audio_latent)
-    history = train_vae(model, data, cfg.audio_epochs, 256, 3e-3, cfg.audio_beta, cfg.seed,
-                        log=lambda m: log.info("audio VAE %s", m))
+    history, trainer = _fit_vae(config, "audio", model, data, cfg.audio_epochs, 256, 3e-3, cfg.audio_beta)
     _loss_plot(history, out.join("plots", "audio_vae_loss.png"), "audio VAE")
     vectors = embed_with_vae(model, data)
     return ([keys[i] for i in rows], vectors), {"source": loc.uri, "model": "AudioVAE", "songs": len(rows),
-                                               "final_loss": round(history[-1]["loss"], 4)}
+                                               "final_loss": round(history[-1]["loss"], 4), "trainer": trainer}
 
 
 def _lyrics(cfg: EmbedConfig, loc: Location, problems: Counter, wanted: set | None):
@@ -287,7 +291,8 @@ def _decode_covers(batch: dict, fs_uri: str) -> dict:
     return {"album_uri": batch["album_uri"], "image": np.stack(images), "reason": np.array(reasons)}
 
 
-def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, problems: Counter):
+def _album_art(config: MMRecConfig, loc: Location, items: pa.Table, out: Location, problems: Counter):
+    cfg = config.embed
     table = _read_records(loc, required=("album_uri", "path"))
     albums = [a or "" for a in table["album_uri"].to_pylist()]
     rows = _first_per_key(albums, problems, "art")
@@ -311,15 +316,13 @@ def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, 
         raise artifacts.ArtifactError(f"{loc.uri}: fewer than 2 readable covers")
     rng = np.random.default_rng(cfg.seed)
     sample = images[rng.choice(len(images), size=min(cfg.art_train_sample, len(images)), replace=False)]
+    torch.manual_seed(cfg.seed)
     model = AlbumArtVAE(latent_dim=cfg.art_latent, width=cfg.art_width)
     beta = 0.0 if cfg.art_model == "autoencoder" else cfg.art_beta
-    history = train_vae(model, sample, cfg.art_epochs, 64, 1e-3, beta, cfg.seed,
-                        log=lambda m: log.info("album-art VAE %s", m))
+    history, trainer = _fit_vae(config, "album_art", model, sample, cfg.art_epochs, 64, 1e-3, beta)
     _loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
     vectors = embed_with_vae(model, images, batch_size=128)
     if cfg.art_export == "mean_sigma":
-        import torch
-
         sigmas = []
         for start in range(0, len(images), 128):
             with torch.no_grad():
@@ -333,7 +336,67 @@ def _album_art(cfg: EmbedConfig, loc: Location, items: pa.Table, out: Location, 
             song_rows.append(row)
     return (song_keys, vectors[np.array(song_rows, dtype=np.int64)]), {
         "source": loc.uri, "model": f"AlbumArtVAE ({cfg.art_model}, export {cfg.art_export})", "albums": len(keys),
-        "final_loss": round(history[-1]["loss"], 4)}
+        "final_loss": round(history[-1]["loss"], 4), "trainer": trainer}
+
+
+# --- VAE training: in this process, or on one Ray Train worker ------------------------------------------------
+
+def _fit_vae(config: MMRecConfig, name: str, model, data: np.ndarray, epochs: int, batch_size: int,
+             learning_rate: float, beta: float) -> tuple[list[dict], str]:
+    """Train `model` in place; returns (per-epoch losses, where it trained)."""
+    cfg = config.embed
+    gpus = cluster_gpus() if cfg.use_gpu != "no" else 0
+    if cfg.vae_trainer == "in_process" or (cfg.vae_trainer == "auto" and not gpus):
+        history = train_vae(model, data, epochs, batch_size, learning_rate, beta, cfg.seed,
+                            log=lambda m: log.info("%s VAE %s", name, m))
+        return history, "in_process"
+
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from safetensors.torch import load_file
+
+    storage_path, storage_filesystem = train_storage(config.artifact_root, "runs")
+    run_name = f"embed-{name}-vae-{time.strftime('%Y%m%d-%H%M%S')}"
+    trainer = TorchTrainer(
+        _vae_worker,
+        train_loop_config={"name": name, "model": model, "data": ray.put(np.ascontiguousarray(data)),
+                           "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                           "beta": beta, "seed": cfg.seed},
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus > 0),
+        run_config=RunConfig(name=run_name, storage_path=storage_path, storage_filesystem=storage_filesystem,
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as folder:
+        model.load_state_dict(load_file(f"{folder}/model.safetensors"))
+    log.info("%s VAE trained on Ray Train (%s); checkpoint %s", name, "GPU" if gpus else "CPU", result.checkpoint.path)
+    return result.metrics["history"], "ray_train_gpu" if gpus else "ray_train_cpu"
+
+
+def _vae_worker(loop_config: dict) -> None:
+    """Ray Train loop: train the VAE on this worker's device, report each epoch, checkpoint the weights at the end."""
+    import tempfile
+
+    import ray.train
+    from ray.train.torch import get_device
+    from safetensors.torch import save_file
+
+    model, epochs = loop_config["model"], loop_config["epochs"]
+
+    def report(history: list[dict]) -> None:
+        metrics = {key: float(value) for key, value in history[-1].items()}
+        if len(history) < epochs:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(weights, f"{folder}/model.safetensors")
+            ray.train.report({**metrics, "history": history},
+                             checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    train_vae(model, ray.get(loop_config["data"]), epochs, loop_config["batch_size"], loop_config["learning_rate"],
+              loop_config["beta"], loop_config["seed"], device=str(get_device()),
+              log=lambda m: print(f"{loop_config['name']} VAE {m}", flush=True), on_epoch=report)
 
 
 # --- outputs -----------------------------------------------------------------------------------------------
@@ -351,13 +414,6 @@ def _write_vectors(loc: Location, uris: list[str], item_idx: pa.Array, vectors: 
     artifacts.write_table(loc, table)
 
 
-def _png(loc: Location, figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    artifacts.write_bytes(loc, buffer.getvalue())
-    return loc.uri
-
-
 def _loss_plot(history: list[dict], loc: Location, title: str) -> str:
     import matplotlib
 
@@ -370,7 +426,7 @@ def _loss_plot(history: list[dict], loc: Location, title: str) -> str:
         axis.plot(epochs, [h[key] for h in history], marker="o", label=key)
     axis.set(xlabel="epoch", ylabel="per example", title=f"{title}: ELBO terms")
     axis.legend()
-    path = _png(loc, figure)
+    path = artifacts.write_png(loc, figure)
     plt.close(figure)
     return path
 
@@ -392,7 +448,7 @@ def _reconstruction_grid(model, images: np.ndarray, loc: Location) -> str:
             axes[row, j].axis("off")
     axes[0, 0].set_title("original", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-    path = _png(loc, figure)
+    path = artifacts.write_png(loc, figure)
     plt.close(figure)
     return path
 
@@ -420,6 +476,6 @@ def _genre_map(config: MMRecConfig, uris: list[str], fused: np.ndarray, out: Loc
     figure, axis = plt.subplots(figsize=(6, 5))
     axis.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab20", s=3, alpha=0.6)
     axis.set(title="fused content vectors (PCA), coloured by hidden genre", xticks=[], yticks=[])
-    plots["genre_map"] = _png(out.join("plots", "fused_genre_map.png"), figure)
+    plots["genre_map"] = artifacts.write_png(out.join("plots", "fused_genre_map.png"), figure)
     plt.close(figure)
     return plots

@@ -88,9 +88,9 @@ class AlbumArtVAE(nn.Module):
 
 
 def train_vae(model: nn.Module, data: np.ndarray, epochs: int, batch_size: int, learning_rate: float,
-              beta: float, seed: int, device: str = "cpu", log=None) -> list[dict]:
+              beta: float, seed: int, device: str = "cpu", log=None, on_epoch=None) -> list[dict]:
     """Train on `data` (N, ...) float32 with the ELBO; returns per-epoch mean losses. Pure torch, so it runs
-    in-process or inside a Ray Train worker alike."""
+    in-process or inside a Ray Train worker alike (`on_epoch(history)` is called after every epoch)."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model.to(device).train()
@@ -111,9 +111,11 @@ def train_vae(model: nn.Module, data: np.ndarray, epochs: int, batch_size: int, 
             optimiser.step()
             totals += np.array([loss.item(), reconstruction_term.item(), kl.item()]) * len(x)
         mean = totals / len(tensor)
-        history.append({"epoch": epoch, "loss": mean[0], "reconstruction": mean[1], "kl": mean[2]})
+        history.append({"epoch": epoch, "loss": float(mean[0]), "reconstruction": float(mean[1]), "kl": float(mean[2])})
         if log:
             log(f"epoch {epoch + 1}/{epochs}: loss {mean[0]:.4f} (reconstruction {mean[1]:.4f}, KL {mean[2]:.4f})")
+        if on_epoch:
+            on_epoch(history)
     return history
 
 

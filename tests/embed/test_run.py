@@ -64,3 +64,27 @@ def test_content_neighbours_share_the_hidden_genre_far_above_chance(embedded):
     purity = (labels[neighbours] == labels[:, None]).mean()
     chance = ((np.bincount(labels) / len(labels)) ** 2).sum()
     assert purity > 4 * chance, (purity, chance)
+
+
+def test_a_vae_trained_on_a_ray_train_worker_matches_in_process_training(ray_local, tmp_path):
+    import copy
+
+    import torch
+
+    from mmrec.embed.vae import AudioVAE, embed_with_vae
+
+    data = np.random.default_rng(0).normal(size=(300, 13)).astype(np.float32)
+    torch.manual_seed(0)
+    on_ray = AudioVAE(13, latent_dim=4)
+    in_process = copy.deepcopy(on_ray)
+    settings = {"artifact_root": str(tmp_path)}
+    ray_history, where = embed._fit_vae(load_config(overrides={**settings, "embed.vae_trainer": "ray_train"}),
+                                        "audio", on_ray, data, 3, 64, 3e-3, 0.1)
+    local_history, _ = embed._fit_vae(load_config(overrides={**settings, "embed.vae_trainer": "in_process"}),
+                                      "audio", in_process, data, 3, 64, 3e-3, 0.1)
+    assert where == "ray_train_cpu"
+    assert [h["epoch"] for h in ray_history] == [0, 1, 2]
+    assert ray_history[-1]["loss"] < ray_history[0]["loss"]
+    np.testing.assert_allclose([h["loss"] for h in ray_history], [h["loss"] for h in local_history], rtol=1e-4)
+    np.testing.assert_allclose(embed_with_vae(on_ray, data), embed_with_vae(in_process, data), atol=1e-4)
+    assert list((tmp_path / "runs").glob("embed-audio-vae-*/checkpoint_*/model.safetensors"))

@@ -1,0 +1,98 @@
+"""Full-catalogue ranking metrics for next-song prediction with one held-out target per playlist.
+
+Every song of the catalogue is ranked; the songs already in the history are excluded before ranking, blind to
+the target (a target that repeats a history song is therefore a miss; the prepare stage reports how many).
+Ties are broken against the target: its rank counts every other eligible song scoring at least as high, so a
+model that scores everything alike earns nothing. With one relevant song, Recall@k is 1 when it ranks in the
+top k, and NDCG@k is 1 / log2(rank + 2) there (the ideal DCG is 1).
+
+Everything is vectorised over the batch: one (B, N) comparison, no per-playlist Python loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+UNREACHABLE = 2**62  # the rank of a target that cannot be recommended (it is in the history)
+
+
+def exclude_history(scores: torch.Tensor, history: torch.Tensor, padding: int = 0) -> torch.Tensor:
+    """Scores (B, N) with each row's history items (B, L; `padding` entries ignored) set to -inf.
+    Column j of `scores` is item j; column `padding` is never eligible."""
+    scores = scores.clone()
+    rows = torch.arange(len(scores), device=scores.device)[:, None].expand_as(history)
+    scores[rows, history] = float("-inf")
+    scores[:, padding] = float("-inf")
+    return scores
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based rank (B,) of each target among the eligible songs, ties counted against the target.
+    An excluded target (score -inf) gets UNREACHABLE, beyond every cut-off."""
+    target_scores = scores.gather(1, targets[:, None])  # (B, 1)
+    at_least_as_high = (scores >= target_scores).sum(dim=1) - 1  # minus the target itself
+    excluded = torch.isneginf(target_scores[:, 0])
+    return torch.where(excluded, torch.full_like(at_least_as_high, UNREACHABLE), at_least_as_high)
+
+
+def recall_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-playlist Recall@k (B,) for one relevant song: 1 if it ranks in the top k."""
+    return (ranks < k).float()
+
+
+def ndcg_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-playlist NDCG@k (B,) for one relevant song: 1 / log2(rank + 2) inside the top k, else 0."""
+    gain = 1.0 / torch.log2(ranks.double() + 2.0)
+    return torch.where(ranks < k, gain, torch.zeros_like(gain)).float()
+
+
+def ranking_metrics(ranks: torch.Tensor, ks: tuple[int, ...] | list[int]) -> dict[str, torch.Tensor]:
+    """{"recall@k": (B,), "ndcg@k": (B,)} for every k."""
+    out = {}
+    for k in ks:
+        out[f"recall@{k}"] = recall_at_k(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+    return out
+
+
+class MetricTotals:
+    """Sums of per-playlist metrics over batches (and, by `merge`, over workers); `means()` at the end."""
+
+    def __init__(self, ks):
+        self.ks = tuple(ks)
+        self.sums = {name: 0.0 for k in self.ks for name in (f"recall@{k}", f"ndcg@{k}")}
+        self.count = 0
+
+    def add(self, ranks: torch.Tensor) -> None:
+        for name, values in ranking_metrics(ranks, self.ks).items():
+            self.sums[name] += float(values.sum())
+        self.count += len(ranks)
+
+    def as_vector(self) -> np.ndarray:
+        return np.array([*self.sums.values(), self.count], dtype=np.float64)
+
+    def load_vector(self, vector: np.ndarray) -> None:
+        for name, value in zip(self.sums, vector[:-1]):
+            self.sums[name] = float(value)
+        self.count = int(vector[-1])
+
+    def means(self) -> dict[str, float]:
+        return {name: (total / self.count if self.count else 0.0) for name, total in self.sums.items()}
+
+
+def evaluate_scorer(score, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int = 256,
+                    device: str | torch.device = "cpu", totals: MetricTotals | None = None) -> MetricTotals:
+    """Rank each target with `score(histories (B, T) left-padded int64 tensor) -> (B, N + 1 [+ C])` scores,
+    excluding each full history; returns the metric sums (add more batches, or merge workers, later)."""
+    from mmrec.train.sequences import left_pad
+
+    totals = totals or MetricTotals(ks)
+    for start in range(0, len(histories), batch_size):
+        chunk = histories[start:start + batch_size]
+        padded = torch.from_numpy(left_pad(chunk, max(1, max(len(h) for h in chunk)))).to(device)
+        scores = score(padded).float()
+        scores = exclude_history(scores, padded)
+        ranks = target_ranks(scores, torch.from_numpy(targets[start:start + batch_size]).to(device))
+        totals.add(ranks.cpu())
+    return totals

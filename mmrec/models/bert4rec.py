@@ -1,0 +1,203 @@
+"""Multimodal BERT4Rec: a bidirectional transformer over playlists whose songs are represented by their content.
+
+BERT4Rec (Sun et al., CIKM 2019) learns next-item prediction as a cloze task: random songs of a playlist are
+replaced by [MASK] and predicted from both sides. The USC report "Multimodal Music Recommender System" starts the
+item embeddings from fused song content (audio, lyrics, album art, artist biography) and fine-tunes them.
+
+Method, in reading order:
+1. Item representation. A song's content vector goes through a projection (linear, or a 2-layer MLP) with
+   LayerNorm; an optional learned ID embedding is added. The content table is a parameter, fine-tuned or frozen.
+   With no content at all this is plain ID-only BERT4Rec.
+2. Sequence encoder. Item representations plus learned positions, then a bidirectional transformer.
+3. Fusion. `concat`: the modality vectors are concatenated and projected once, one encoder. `per_modality`: one
+   representation and one encoder per modality (the report's Figure 2b); hidden states and item tables are
+   combined with learned softmax weights, then LayerNorm.
+4. Tied output. A hidden state is scored against the same item representations the input used, so any song with
+   a content vector, including songs never seen in training, can be ranked.
+5. Training computes logits only at masked positions, with a full softmax or a sampled softmax with log-Q
+   correction. At inference [MASK] is appended after the full history, never written over its last song.
+
+Token ids: 0 = padding, 1..N = songs (item_idx), N + 1 = [MASK]. No file I/O, no Ray, no config files here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+PADDING = 0
+
+
+# --- 1. item representation -------------------------------------------------------------------------------
+
+class ItemRepresentation(nn.Module):
+    """Rows 0..N of the item table, (N + 1, hidden): projected content (+ an ID embedding), LayerNorm."""
+
+    def __init__(self, num_items: int, hidden: int, content: torch.Tensor | None, projection: str,
+                 id_embedding: bool, content_trainable: bool):
+        super().__init__()
+        if content is None and not id_embedding:
+            raise ValueError("an item representation needs content, an ID embedding, or both")
+        self.content = None if content is None else nn.Parameter(content.float().clone(),
+                                                                 requires_grad=content_trainable)  # (N + 1, D)
+        if content is not None:
+            width = content.shape[1]
+            self.project = (nn.Linear(width, hidden) if projection == "linear" else
+                            nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden)))
+        self.ids = nn.Embedding(num_items + 1, hidden, padding_idx=PADDING) if id_embedding else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=0.02)
+            with torch.no_grad():
+                self.ids.weight[PADDING].zero_()
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, cold_content: torch.Tensor | None = None) -> torch.Tensor:
+        """The item table (N + 1, H); with `cold_content` (C, D), C more rows for songs outside the catalogue,
+        from content alone."""
+        rows = []
+        if self.content is not None:
+            rows.append(self.project(self.content))
+        if self.ids is not None:
+            rows.append(self.ids.weight)
+        table = self.norm(torch.stack(rows).sum(0))  # (N + 1, H)
+        if cold_content is not None:
+            if self.content is None:
+                raise ValueError("an ID-only model cannot score songs outside its catalogue")
+            table = torch.cat([table, self.norm(self.project(cold_content.to(table.dtype)))])  # (N + 1 + C, H)
+        return table
+
+
+# --- 2. sequence encoder ----------------------------------------------------------------------------------
+
+class SequenceEncoder(nn.Module):
+    """Embedded items (B, L, H) + learned positions -> bidirectional transformer -> hidden states (B, L, H)."""
+
+    def __init__(self, hidden: int, layers: int, heads: int, max_length: int, dropout: float):
+        super().__init__()
+        self.positions = nn.Embedding(max_length, hidden)
+        self.mask_embedding = nn.Parameter(torch.randn(hidden) * 0.02)  # [MASK] has no content
+        self.norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=4 * hidden, dropout=dropout,
+                                           activation="gelu", batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, tokens: torch.Tensor, item_table: torch.Tensor, mask_token: int) -> torch.Tensor:
+        embedded = item_table[tokens.clamp(max=mask_token - 1)]  # (B, L, H); [MASK] rows replaced next
+        embedded = torch.where((tokens == mask_token)[..., None], self.mask_embedding, embedded)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.dropout(self.norm(embedded + self.positions(positions)))  # (B, L, H)
+        return self.transformer(x, src_key_padding_mask=tokens == PADDING)  # (B, L, H)
+
+
+# --- 3. configuration and the model -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    num_items: int  # N; item ids 1..N
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    max_length: int = 50
+    dropout: float = 0.2
+    fusion: Literal["concat", "per_modality"] = "concat"
+    modalities: tuple[str, ...] = ()  # names of the content tables, in order; () = ID-only
+    content_dims: tuple[int, ...] = ()  # width of each content table
+    projection: Literal["linear", "mlp"] = "linear"
+    id_embedding: bool = True
+    content_trainable: bool = True  # fine-tuned (the report found frozen worse)
+    loss: Literal["full", "sampled"] = "full"
+    negatives: int = 1024  # sampled softmax: shared negatives per batch
+    extra: dict = field(default_factory=dict)  # free-form notes kept with the weights (never read by the model)
+
+    @property
+    def mask_token(self) -> int:
+        return self.num_items + 1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "modalities": list(self.modalities), "content_dims": list(self.content_dims)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "BERT4RecConfig":
+        return cls(**{**values, "modalities": tuple(values.get("modalities", ())),
+                      "content_dims": tuple(values.get("content_dims", ()))})
+
+
+class BERT4Rec(nn.Module):
+    """forward(tokens, labels) -> training loss; score(histories) -> (B, N + 1 [+ C]) scores for the next song."""
+
+    def __init__(self, config: BERT4RecConfig, contents: dict[str, torch.Tensor] | None = None):
+        super().__init__()
+        self.config = config
+        contents = contents or {}
+        if set(contents) != set(config.modalities):
+            raise ValueError(f"content tables {sorted(contents)} do not match config.modalities {config.modalities}")
+        tables = [contents[name] for name in config.modalities]
+        if config.fusion == "per_modality" and tables:
+            streams = [(t, config.id_embedding) for t in tables]
+        else:  # concat, or ID-only
+            streams = [(torch.cat(tables, dim=1) if tables else None, config.id_embedding)]
+        self.items = nn.ModuleList(
+            ItemRepresentation(config.num_items, config.hidden, table, config.projection, use_ids,
+                               config.content_trainable) for table, use_ids in streams)
+        self.encoders = nn.ModuleList(
+            SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout)
+            for _ in streams)
+        self.stream_weights = nn.Parameter(torch.zeros(len(streams)))  # softmax -> equal weights at the start
+        self.output_norm = nn.LayerNorm(config.hidden) if len(streams) > 1 else nn.Identity()
+        # Hidden states and item rows are both layer-normalised (norm about sqrt(H)), so raw dot products start
+        # near +-H and the first epochs would fight saturated softmaxes; a learned scale starts them at 1/sqrt(H).
+        self.logit_scale = nn.Parameter(torch.tensor(config.hidden ** -0.5))
+        # Sampled softmax draws negatives from this distribution (uniform unless set from song counts).
+        self.register_buffer("sampling_probabilities", torch.full((config.num_items,), 1.0 / config.num_items),
+                             persistent=False)
+
+    # The shared path: hidden states and the (tied) item table.
+    def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None):
+        """Hidden states (B, L, H), scaled for scoring, and the item table (N + 1 [+ C], H) they are scored against."""
+        weights = torch.softmax(self.stream_weights, dim=0)
+        hidden, table = 0, 0
+        for i, (items, encoder) in enumerate(zip(self.items, self.encoders)):
+            stream_table = items(None if cold_contents is None else cold_contents[i])
+            hidden = hidden + weights[i] * encoder(tokens, stream_table[: self.config.num_items + 1],
+                                                   self.config.mask_token)
+            table = table + weights[i] * stream_table
+        return self.output_norm(hidden) * self.logit_scale, table
+
+    def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cloze loss. tokens (B, L) with [MASK] at some positions; labels (B, L): the song there, else 0."""
+        hidden, table = self.encode(tokens)
+        masked = labels > 0
+        h = hidden[masked]  # (M, H): logits only where something is masked
+        targets = labels[masked]  # (M,)
+        songs = table[1:]  # (N, H); column j is song j + 1
+        if self.config.loss == "full":
+            return F.cross_entropy(h @ songs.T, targets - 1)
+        return self._sampled_softmax(h, songs, targets - 1)
+
+    def _sampled_softmax(self, h: torch.Tensor, songs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Softmax over the target and K shared negatives drawn from q, each logit corrected by -log(K q) so the
+        estimate is unbiased for the full softmax (Bengio & Senecal; Yi et al. 2019)."""
+        q = self.sampling_probabilities
+        negatives = torch.multinomial(q, self.config.negatives, replacement=True)  # (K,)
+        log_kq = torch.log(q * self.config.negatives)
+        positive = (h * songs[targets]).sum(-1, keepdim=True) - log_kq[targets][:, None]  # (M, 1)
+        negative = h @ songs[negatives].T - log_kq[negatives][None, :]  # (M, K)
+        negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([positive, negative], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
+
+    @torch.no_grad()
+    def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Next-song scores (B, N + 1 [+ C]) for left-padded histories (B, T): the most recent max_length - 1 songs,
+        then [MASK] appended after them. Column j is song j; column 0 (padding) is -inf."""
+        recent = histories[:, -(self.config.max_length - 1):]
+        mask = torch.full((len(recent), 1), self.config.mask_token, dtype=recent.dtype, device=recent.device)
+        hidden, table = self.encode(torch.cat([recent, mask], dim=1), cold_contents)  # (B, L, H)
+        scores = hidden[:, -1] @ table.T  # (B, N + 1 [+ C])
+        scores[:, PADDING] = float("-inf")
+        return scores

@@ -1,0 +1,75 @@
+"""Settings of `mmrec train`: the model (content, fusion, sizes), the optimisation, validation and Ray Train."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mmrec.config_base import StrictConfig
+from mmrec.embed.config import Modality
+
+
+class TrainConfig(StrictConfig):
+    run_name: str = Field(
+        "",
+        description="name under runs/ and models/; a re-run with the same name resumes from its last checkpoint "
+        "(empty = derived from the model settings, so the same settings resume and new ones start afresh)",
+    )
+    modalities: tuple[Modality, ...] = Field(
+        ("audio", "lyrics", "album_art", "artist_bio"),
+        description="content tables that initialise the item representations; [] = ID-only BERT4Rec",
+    )
+    fusion: Literal["concat", "per_modality"] = Field(
+        "concat", description="concatenate the modality vectors, or one transformer per modality with learned weights"
+    )
+    projection: Literal["linear", "mlp"] = Field("linear", description="content vector -> hidden size")
+    id_embedding: bool = Field(True, description="add a learned ID embedding to the content (always on when ID-only)")
+    content_trainable: bool = Field(True, description="fine-tune the content tables (frozen was worse in the report)")
+    hidden: int = Field(64, ge=8, description="hidden size (a multiple of heads)")
+    layers: int = Field(2, ge=1, description="transformer layers")
+    heads: int = Field(2, ge=1, description="attention heads")
+    max_length: int = Field(50, ge=2, description="songs per window, [MASK] included")
+    dropout: float = Field(0.2, ge=0, lt=1)
+    loss: Literal["full", "sampled"] = Field(
+        "full", description="full softmax over the catalogue, or sampled softmax with log-Q correction (huge catalogues)"
+    )
+    negatives: int = Field(1024, ge=1, description="shared negatives per batch, for loss=sampled")
+    negative_sampling: Literal["uniform", "popularity"] = Field(
+        "popularity", description="for loss=sampled: draw negatives uniformly or in proportion to training plays"
+    )
+    epochs: int = Field(30, ge=1, description="most epochs")
+    patience: int = Field(4, ge=1, description="stop after this many epochs without a better validation metric")
+    batch_size: int = Field(128, ge=1, description="windows per step on each worker")
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    mask_probability: float = Field(0.2, gt=0, lt=1, description="share of songs masked in cloze examples")
+    last_only_share: float = Field(
+        0.25, ge=0, le=1, description="share of windows with only the last song masked (the inference condition)"
+    )
+    windows_per_playlist: int = Field(
+        1, ge=1, description="most recent non-overlapping windows of max_length taken from each training history"
+    )
+    metric: str = Field("ndcg@20", description="validation metric for early stopping and the best checkpoint")
+    ks: tuple[int, ...] = Field((20, 500), description="cut-offs of Recall@k and NDCG@k")
+    valid_playlists: int = Field(
+        20000, ge=0, description="fixed validation playlists scored every epoch (a seeded sample; 0 = all)"
+    )
+    eval_batch_size: int = Field(256, ge=1)
+    workers: int = Field(2, ge=1, description="Ray Train workers (DDP)")
+    cpus_per_worker: int = Field(1, ge=1)
+    use_gpu: Literal["auto", "yes", "no"] = Field("auto", description="auto = a GPU per worker when the cluster has GPUs")
+    max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint before giving up")
+    register_model: bool = Field(True, description="write models/<run_name>/ from the best checkpoint when training ends")
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.hidden % self.heads:
+            raise ValueError(f"train.hidden ({self.hidden}) must be a multiple of train.heads ({self.heads})")
+        names = {f"{m}@{k}" for m in ("recall", "ndcg") for k in self.ks}
+        if self.metric not in names:
+            raise ValueError(f"train.metric {self.metric!r} is not one of {sorted(names)} (from train.ks)")
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"train.modalities lists a modality twice: {list(self.modalities)}")
+        return self

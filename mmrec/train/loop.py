@@ -1,0 +1,71 @@
+"""The training core, free of Ray: build the model from settings and content, run an epoch, validate.
+
+The Ray Train wrapper (train/run.py) only shards the windows, wraps the model in DDP, reports and checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
+from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmrec.train.config import TrainConfig
+from mmrec.train.sequences import cloze_batch
+
+
+def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int]) -> BERT4RecConfig:
+    return BERT4RecConfig(
+        num_items=num_items, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_length=cfg.max_length,
+        dropout=cfg.dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
+        content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
+        id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
+        loss=cfg.loss, negatives=cfg.negatives,
+    )
+
+
+def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: int,
+                train_counts: np.ndarray | None = None, negative_sampling: str = "uniform") -> BERT4Rec:
+    """The model with its content tables (N + 1, D) in place; sampled-softmax negatives follow training plays
+    when asked (counts smoothed by +1 so every song can be drawn)."""
+    torch.manual_seed(seed)
+    model = BERT4Rec(config, {name: torch.from_numpy(table) for name, table in contents.items()})
+    if negative_sampling == "popularity" and train_counts is not None:
+        counts = torch.as_tensor(train_counts, dtype=torch.float32) + 1.0
+        model.sampling_probabilities.copy_(counts / counts.sum())
+    return model
+
+
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows: list[np.ndarray],
+                cfg: TrainConfig, mask_token: int, rng: np.random.Generator, device: torch.device,
+                progress=None) -> float:
+    """One pass over `windows` (already this worker's shard, in this epoch's order); the mean loss. `progress`
+    hears how it goes every 30 s.
+    `model` may be DDP-wrapped: its forward(tokens, labels) returns the loss."""
+    model.train()
+    total, steps = 0.0, 0
+    batches = range(0, len(windows), cfg.batch_size)
+    started = last_said = time.time()
+    for number, start in enumerate(batches):
+        tokens, labels = cloze_batch(windows[start:start + cfg.batch_size], cfg.max_length, mask_token,
+                                     cfg.mask_probability, cfg.last_only_share, rng)
+        loss = model(torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+        steps += 1
+        if progress and time.time() - last_said > 30:  # long epochs show progress twice a minute
+            last_said = time.time()
+            progress(f"step {number + 1}/{len(batches)}, loss {total / steps:.4f}, "
+                     f"{(start + cfg.batch_size) / (last_said - started):.0f} windows/s")
+    return total / max(steps, 1)
+
+
+def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int,
+             device: torch.device) -> MetricTotals:
+    """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP)."""
+    model.eval()
+    return evaluate_scorer(model.score, histories, targets, ks, batch_size, device)

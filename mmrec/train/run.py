@@ -1,0 +1,282 @@
+"""Ray wrapper of `mmrec train`: multimodal BERT4Rec on a Ray Train worker group (DDP), then registration.
+
+Each worker reads the prepared splits and the content tables from the artifact root, trains on its share of
+the windows, scores its share of the fixed validation playlists (summed across workers), and rank 0 writes a
+checkpoint every epoch under <artifact_root>/runs/<run_name>/:
+  model.safetensors (this epoch), best.safetensors (best validation epoch so far), optimizer.pt, state.json.
+A lost worker restarts the group from the last checkpoint (train.max_failures); running the same run name again
+resumes it. At the end the best epoch is registered as <artifact_root>/models/<run_name>/ and a training-curve
+PNG is written next to the checkpoints. Test targets are never read here: `mmrec evaluate` scores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from mmrec import artifacts
+from mmrec.artifacts import ArtifactError
+from mmrec.config import MMRecConfig
+from mmrec.models import registry
+from mmrec.models.bert4rec import BERT4RecConfig
+from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
+from mmrec.train.config import TrainConfig
+from mmrec.train.data import read_content, read_items, read_split, sample_rows
+from mmrec.train.loop import build_model, model_config, train_epoch, validate
+from mmrec.train.sequences import training_windows
+
+log = logging.getLogger("mmrec.train")
+
+
+def run_name(config: MMRecConfig) -> str:
+    """train.run_name, or a name derived from the model settings and the data and embedding cards, so the same
+    settings on the same artifacts resume one run and anything else starts a new one."""
+    cfg = config.train
+    if cfg.run_name:
+        return cfg.run_name
+    kind = "+".join(cfg.modalities) if cfg.modalities else "id-only"
+    return f"bert4rec-{kind}-{cfg.fusion if cfg.modalities else 'ids'}-{fingerprint(config)[:8]}"
+
+
+def fingerprint(config: MMRecConfig) -> str:
+    """A hash of everything that shapes the weights: the training settings (not where or how fast they run)
+    and the cards of the data and embeddings."""
+    root = artifacts.resolve(config.artifact_root)
+    settings = config.train.model_dump(mode="json", exclude={"run_name", "workers", "cpus_per_worker", "use_gpu",
+                                                             "max_failures", "register_model", "eval_batch_size"})
+    cards = [registry.card_hash(root.join("data", "card.json"))]
+    if config.train.modalities:
+        cards.append(registry.card_hash(root.join("embeddings", "card.json")))
+    return hashlib.sha256(json.dumps([settings, cards], sort_keys=True).encode()).hexdigest()
+
+
+def run(config: MMRecConfig) -> dict[str, str]:
+    cfg = config.train
+    root = artifacts.resolve(config.artifact_root)
+    items = read_items(config.artifact_root)  # fail here, not in a worker, when prepare has not run
+    for modality in cfg.modalities:
+        if not root.join("embeddings", f"{modality}.parquet").exists():
+            raise ArtifactError(f"{root.join('embeddings', f'{modality}.parquet').uri}: not found; run "
+                                f"`mmrec embed` first (or train with --train.modalities=[] for ID-only)")
+    name = run_name(config)
+    init_ray()
+    gpus = cluster_gpus() if cfg.use_gpu != "no" else 0
+    if cfg.use_gpu == "yes" and not gpus:
+        raise ArtifactError("train.use_gpu=yes, but the Ray cluster has no GPUs (use auto or no)")
+
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    storage_path, storage_filesystem = train_storage(config.artifact_root, "runs")
+    log.info("training %s on %d %s worker(s); checkpoints under %s", name, cfg.workers, "GPU" if gpus else "CPU",
+             root.join("runs", name).uri)
+    trainer = TorchTrainer(
+        train_worker,
+        # Workers run elsewhere (another folder, another node): they get the artifact root as an absolute URI.
+        train_loop_config={"config": config.model_copy(update={"artifact_root": root.uri}).model_dump(mode="json"),
+                           "fingerprint": fingerprint(config)},
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpus else {})}),
+        run_config=RunConfig(name=name, storage_path=storage_path, storage_filesystem=storage_filesystem,
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    if result.checkpoint is None:
+        raise ArtifactError(f"{root.join('runs', name).uri}: training ended without a checkpoint")
+    with result.checkpoint.as_directory() as folder:
+        state = json.loads(open(f"{folder}/state.json").read())
+        best_weights = open(f"{folder}/best.safetensors", "rb").read()
+    outputs = {"run": root.join("runs", name).uri, "checkpoint": result.checkpoint.path,
+               "training_curve": training_curve(state["history"], cfg.metric,
+                                                root.join("runs", name, "training_curve.png"))}
+    log.info("best epoch %d: valid %s %.4f", state["best_epoch"] + 1, cfg.metric, state["best"])
+    if cfg.register_model:
+        outputs["model"] = register(config, name, state, best_weights, items)
+    return outputs
+
+
+def summary(config: MMRecConfig) -> list[tuple[str, str]]:
+    loc = artifacts.resolve(config.artifact_root).join("models", run_name(config))
+    metrics = registry.read_metrics(loc)
+    valid = metrics["valid"]
+    return [("model", loc.uri), ("best epoch", f"{metrics['best_epoch'] + 1} of {len(metrics['history'])}"),
+            ("valid", ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))]
+
+
+# --- the Ray Train worker ---------------------------------------------------------------------------------
+
+def train_worker(loop_config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    config = MMRecConfig.model_validate(loop_config["config"])
+    cfg, root = config.train, config.artifact_root
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+
+    items = read_items(root)
+    num_items = items.num_rows
+    contents = {m: read_content(root, m).for_items(num_items, f"{root}/embeddings/{m}.parquet")
+                for m in cfg.modalities}
+    train, valid = read_split(root, "train"), read_split(root, "valid")
+    train_counts = np.zeros(num_items, np.int64)
+    train_counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
+    model = build_model(bert_config, contents, cfg.seed, train_counts, cfg.negative_sampling).to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay)
+
+    state = {"fingerprint": loop_config["fingerprint"], "config": bert_config.to_dict(), "epoch": -1,
+             "history": [], "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False, "starts": []}
+    best_weights = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            state = json.loads(open(f"{folder}/state.json").read())
+            if state["fingerprint"] != loop_config["fingerprint"]:
+                raise ArtifactError(f"run {context.get_experiment_name()} holds a checkpoint from other settings or "
+                                    "data; choose another train.run_name")
+            model.load_state_dict(_load_weights(f"{folder}/model.safetensors"))
+            optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
+            best_weights = open(f"{folder}/best.safetensors", "rb").read()
+    state["starts"].append(state["epoch"] + 1)
+    say = (lambda m: print(f"[train] {m}", flush=True)) if rank == 0 else (lambda m: None)
+    if len(state["starts"]) > 1:
+        say(f"resumed from the checkpoint of epoch {state['epoch'] + 1}")
+
+    ddp_model = ray.train.torch.prepare_model(model)  # DDP when world > 1; `model` stays the unwrapped module
+    windows = training_windows(train.histories, cfg.max_length, cfg.windows_per_playlist)
+    per_worker = len(windows) // world  # equal step counts on every worker, or DDP would wait forever
+    if per_worker == 0:
+        raise ArtifactError(f"{len(windows)} training windows cannot be shared by {world} workers")
+    valid_rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)[rank::world]
+
+    for epoch in range(state["epoch"] + 1, cfg.epochs):
+        if state["stopped"]:
+            break
+        started = time.time()
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(windows))  # the same on every worker
+        mine = [windows[i] for i in order[rank * per_worker:(rank + 1) * per_worker]]
+        loss = train_epoch(ddp_model, optimizer, mine, cfg, bert_config.mask_token,
+                           np.random.default_rng([cfg.seed, epoch, rank]), device,
+                           progress=lambda m: say(f"epoch {epoch + 1}: {m}"))
+        totals = validate(model, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
+                          cfg.eval_batch_size, device)
+        summed = _sum_over_workers(np.append(totals.as_vector(), loss), device)
+        totals.load_vector(summed[:-1])
+        metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(),
+                   "seconds": round(time.time() - started, 2),
+                   "windows_per_second": round(per_worker * world / (time.time() - started), 1)}
+        value = metrics[cfg.metric]
+        improved = state["best"] is None or value > state["best"]
+        if improved:
+            state.update(best=value, best_epoch=epoch, epochs_without_gain=0)
+            best_weights = registry.weights_to_bytes(model.state_dict()) if rank == 0 else None
+        else:
+            state["epochs_without_gain"] += 1
+        state["stopped"] = state["epochs_without_gain"] >= cfg.patience
+        state["epoch"] = epoch
+        state["history"].append(metrics)
+        say(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, valid "
+            + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means()) +
+            f" ({metrics['seconds']:.0f} s, {metrics['windows_per_second']:.0f} windows/s)"
+            + (" *" if improved else "") + (" - stopping early" if state["stopped"] else ""))
+        _report(rank, metrics, state, model, optimizer, best_weights)
+
+
+def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weights: bytes | None) -> None:
+    """Every worker reports; rank 0 attaches the checkpoint folder."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            open(f"{folder}/model.safetensors", "wb").write(registry.weights_to_bytes(model.state_dict()))
+            open(f"{folder}/best.safetensors", "wb").write(best_weights)
+            torch.save(optimizer.state_dict(), f"{folder}/optimizer.pt")
+            open(f"{folder}/state.json", "w").write(json.dumps(state))
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _sum_over_workers(vector: np.ndarray, device) -> np.ndarray:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return vector
+    tensor = torch.from_numpy(vector).to(device)
+    dist.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
+def _load_weights(path: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+# --- after training ---------------------------------------------------------------------------------------
+
+def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, items: pa.Table) -> str:
+    """models/<name>/ from the best checkpoint, with the content of every song (cold ones too)."""
+    cfg = config.train
+    root = artifacts.resolve(config.artifact_root)
+    bert_config = BERT4RecConfig.from_dict(state["config"])
+    vectors, uris, item_idx = {}, None, None
+    for modality in cfg.modalities:  # embed writes every modality table over the same songs, in the same order
+        table = read_content(config.artifact_root, modality)
+        if uris is not None and table.track_uris != uris:
+            raise ArtifactError(f"{root.join('embeddings', f'{modality}.parquet').uri}: its songs differ from "
+                                f"{cfg.modalities[0]}.parquet's; rerun embed")
+        uris, item_idx = table.track_uris, table.item_idx
+        vectors[modality] = table.vectors
+    if uris is None:  # ID-only: the catalogue is every song it can score
+        uris, item_idx = items["track_uri"].to_pylist(), items["item_idx"].to_numpy().astype(np.int64)
+    best = state["history"][state["best_epoch"]]
+    metrics = {"valid": {k: best[k] for k in best if "@" in k}, "best_epoch": state["best_epoch"],
+               "metric": cfg.metric, "history": state["history"]}
+    card = {"name": name, "run": root.join("runs", name).uri, "train": cfg.model_dump(mode="json"),
+            "data_card_sha256": registry.card_hash(root.join("data", "card.json")),
+            "embeddings_card_sha256": registry.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
+            "items": items.num_rows, "songs": len(uris), "cold_songs": int((item_idx <= 0).sum()),
+            "parameters": _parameter_count(best_weights)}
+    loc = root.join("models", name)
+    registry.write_model(loc, bert_config, best_weights, items, registry.songs_table(uris, item_idx, vectors),
+                         metrics, card)
+    log.info("registered %s", loc.uri)
+    return loc.uri
+
+
+def _parameter_count(weights: bytes) -> int:
+    from safetensors.torch import load
+
+    return int(sum(t.numel() for t in load(weights).values()))
+
+
+def training_curve(history: list[dict], metric: str, loc) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] + 1 for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [h["loss"] for h in history], marker="o")
+    left.set(xlabel="epoch", ylabel="training loss", title="cloze loss")
+    right.plot(epochs, [h[metric] for h in history], marker="o", color="tab:green")
+    right.set(xlabel="epoch", ylabel=f"valid {metric}", title=f"validation {metric}")
+    uri = artifacts.write_png(loc, figure)
+    plt.close(figure)
+    return uri
+

@@ -1,0 +1,89 @@
+"""Ranking metrics against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmrec.evaluate.metrics import UNREACHABLE, MetricTotals, evaluate_scorer, exclude_history, ndcg_at_k, recall_at_k, target_ranks
+
+
+def ranks_for(scores, history, targets):
+    scores = torch.tensor(scores, dtype=torch.float32)
+    history = torch.tensor(history, dtype=torch.long)
+    return target_ranks(exclude_history(scores, history), torch.tensor(targets))
+
+
+def test_hand_computed_rank_recall_and_ndcg():
+    # Items 1..4 score .9 .5 .7 .1; the target 3 (.7) is beaten only by item 1: rank 1 (0-based).
+    ranks = ranks_for([[0.0, 0.9, 0.5, 0.7, 0.1]], [[0]], [3])
+    assert ranks.tolist() == [1]
+    assert recall_at_k(ranks, 1).tolist() == [0.0]
+    assert recall_at_k(ranks, 2).tolist() == [1.0]
+    assert ndcg_at_k(ranks, 2).item() == pytest.approx(1 / math.log2(3))
+    assert ndcg_at_k(ranks, 1).item() == 0.0
+
+
+def test_history_songs_are_excluded_so_the_target_moves_up():
+    ranks = ranks_for([[0.0, 0.9, 0.5, 0.7, 0.1]], [[0, 1]], [3])
+    assert ranks.tolist() == [0]
+    assert ndcg_at_k(ranks, 20).item() == pytest.approx(1.0)
+
+
+def test_ties_count_against_the_target():
+    ranks = ranks_for([[0.0, 0.5, 0.5, 0.5, 0.5]], [[0]], [2])
+    assert ranks.tolist() == [3]  # every other eligible song ties with it
+    assert recall_at_k(ranks, 3).item() == 0.0
+    assert recall_at_k(ranks, 4).item() == 1.0
+
+
+def test_a_target_inside_the_history_is_a_miss_at_any_k():
+    ranks = ranks_for([[0.0, 0.9, 0.5, 0.7, 0.1]], [[3, 1]], [3])
+    assert ranks.tolist() == [UNREACHABLE]
+    assert recall_at_k(ranks, 1000).item() == 0.0
+    assert ndcg_at_k(ranks, 1000).item() == 0.0
+
+
+def test_k_larger_than_the_catalogue_recalls_every_reachable_target():
+    ranks = ranks_for([[0.0, 0.1, 0.2, 0.3, 0.4]], [[0]], [1])  # the worst eligible song
+    assert ranks.tolist() == [3]
+    assert recall_at_k(ranks, 500).item() == 1.0
+    assert ndcg_at_k(ranks, 500).item() == pytest.approx(1 / math.log2(5))
+
+
+def test_padding_is_never_recommended():
+    ranks = ranks_for([[9.0, 0.1, 0.2]], [[0]], [2])
+    assert ranks.tolist() == [0]
+
+
+def test_batched_evaluation_matches_a_per_playlist_loop():
+    rng = np.random.default_rng(0)
+    num_items = 30
+    weights = torch.from_numpy(rng.normal(size=(num_items + 1,)).astype(np.float32))
+    histories = [rng.choice(np.arange(1, num_items + 1), size=rng.integers(1, 8), replace=False) for _ in range(37)]
+    targets = rng.integers(1, num_items + 1, size=37)
+
+    def score(padded):  # popularity-like scores plus a per-history shift
+        return weights[None, :].repeat(len(padded), 1) + padded.sum(1, keepdim=True).float() * 0
+
+    totals = evaluate_scorer(score, histories, targets, (5, 10), batch_size=8)
+    expected = MetricTotals((5, 10))
+    recall5 = []
+    for history, target in zip(histories, targets):
+        s = weights.numpy().copy()
+        s[0] = -np.inf
+        s[history] = -np.inf
+        rank = UNREACHABLE if np.isneginf(s[target]) else int((s >= s[target]).sum() - 1)
+        recall5.append(rank < 5)
+        expected.add(torch.tensor([rank]))
+    assert totals.count == 37
+    assert totals.means() == pytest.approx(expected.means())
+    assert totals.means()["recall@5"] == pytest.approx(np.mean(recall5))
+
+
+def test_totals_merge_through_a_vector():
+    a, b = MetricTotals((20,)), MetricTotals((20,))
+    a.add(torch.tensor([0, 30]))
+    b.load_vector(a.as_vector() * 2)
+    assert b.count == 4 and b.means() == pytest.approx(a.means())
