@@ -396,7 +396,7 @@ def _vae_worker(loop_config: dict) -> None:
 
     train_vae(model, ray.get(loop_config["data"]), epochs, loop_config["batch_size"], loop_config["learning_rate"],
               loop_config["beta"], loop_config["seed"], device=str(get_device()),
-              log=lambda m: print(f"{loop_config['name']} VAE {m}", flush=True), on_epoch=report)
+              log=lambda m: log.info("%s VAE %s", loop_config["name"], m), on_epoch=report)
 
 
 # --- outputs -----------------------------------------------------------------------------------------------

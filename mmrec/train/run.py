@@ -151,7 +151,7 @@ def train_worker(loop_config: dict) -> None:
             optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
             best_weights = open(f"{folder}/best.safetensors", "rb").read()
     state["starts"].append(state["epoch"] + 1)
-    say = (lambda m: print(f"[train] {m}", flush=True)) if rank == 0 else (lambda m: None)
+    say = log.info if rank == 0 else (lambda m: None)  # (a print in a Train V2 worker reaches the driver twice)
     if len(state["starts"]) > 1:
         say(f"resumed from the checkpoint of epoch {state['epoch'] + 1}")
 
