@@ -73,7 +73,7 @@ def single_process(root: str, steps: int, catalogue: int | None) -> dict[str, fl
     from mmrec.train.config import TrainConfig
     from mmrec.train.data import read_content, read_items, read_split
     from mmrec.train.loop import build_model, model_config
-    from mmrec.train.sequences import cloze_batch, training_windows
+    from mmrec.train.sequences import cloze_batch, epoch_batches, training_windows
 
     items = read_items(root)
     num_items = catalogue or items.num_rows
@@ -96,6 +96,7 @@ def single_process(root: str, steps: int, catalogue: int | None) -> dict[str, fl
                                    PAPER["max_length"]).train()
     rng = np.random.default_rng(0)
     recent = training_windows(histories, PAPER["max_length"])
+    ordering = epoch_batches(np.array([len(w) for w in recent]), PAPER["batch_size"], rng)  # as train does
     ordered = [h for h in histories if len(h) >= 2]
     b = PAPER["batch_size"]
 
@@ -114,7 +115,8 @@ def single_process(root: str, steps: int, catalogue: int | None) -> dict[str, fl
         return step
 
     def ours_batch(start):
-        tokens, labels = cloze_batch(recent[start:start + b], PAPER["max_length"], config.mask_token,
+        step = ordering[(start // b) % len(ordering)][0]
+        tokens, labels = cloze_batch([recent[i] for i in step], PAPER["max_length"], config.mask_token,
                                      PAPER["mask_probability"], cfg.last_only_share, rng)
         return torch.from_numpy(tokens), torch.from_numpy(labels)
 

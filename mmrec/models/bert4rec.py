@@ -89,7 +89,10 @@ class SequenceEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, item_table: torch.Tensor, mask_token: int) -> torch.Tensor:
         embedded = item_table[tokens.clamp(max=mask_token - 1)]  # (B, L, H); [MASK] rows replaced next
         embedded = torch.where((tokens == mask_token)[..., None], self.mask_embedding, embedded)
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        # Right-aligned positions: the newest song (or the appended [MASK]) is always position max_length - 1,
+        # whatever the padding of the batch it is in, in training and at inference alike.
+        positions = torch.arange(self.positions.num_embeddings - tokens.shape[1], self.positions.num_embeddings,
+                                 device=tokens.device)
         x = self.dropout(self.norm(embedded + self.positions(positions)))  # (B, L, H)
         return self.transformer(x, src_key_padding_mask=tokens == PADDING)  # (B, L, H)
 

@@ -38,29 +38,28 @@ def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: i
     return model
 
 
-def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows: list[np.ndarray],
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[list[np.ndarray]],
                 cfg: TrainConfig, mask_token: int, rng: np.random.Generator, device: torch.device,
                 progress=None) -> float:
-    """One pass over `windows` (already this worker's shard, in this epoch's order); the mean loss. `progress`
-    hears how it goes every 30 s.
-    `model` may be DDP-wrapped: its forward(tokens, labels) returns the loss."""
+    """One pass over this worker's batches (lists of windows, in this epoch's order); the mean loss. `model` may
+    be DDP-wrapped: its forward(tokens, labels) returns the loss. `progress` hears how it goes every 30 s."""
     model.train()
-    total, steps = 0.0, 0
-    batches = range(0, len(windows), cfg.batch_size)
+    total, steps, seen = 0.0, 0, 0
     started = last_said = time.time()
-    for number, start in enumerate(batches):
-        tokens, labels = cloze_batch(windows[start:start + cfg.batch_size], cfg.max_length, mask_token,
-                                     cfg.mask_probability, cfg.last_only_share, rng)
+    for number, windows in enumerate(batches):
+        tokens, labels = cloze_batch(windows, cfg.max_length, mask_token, cfg.mask_probability,
+                                     cfg.last_only_share, rng)
         loss = model(torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.item()
         steps += 1
+        seen += len(windows)
         if progress and time.time() - last_said > 30:  # long epochs show progress twice a minute
             last_said = time.time()
             progress(f"step {number + 1}/{len(batches)}, loss {total / steps:.4f}, "
-                     f"{(start + cfg.batch_size) / (last_said - started):.0f} windows/s")
+                     f"{seen / (last_said - started):.0f} windows/s")
     return total / max(steps, 1)
 
 

@@ -30,7 +30,7 @@ from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.config import TrainConfig
 from mmrec.train.data import read_content, read_items, read_split, sample_rows
 from mmrec.train.loop import build_model, model_config, train_epoch, validate
-from mmrec.train.sequences import training_windows
+from mmrec.train.sequences import epoch_batches, training_windows
 
 log = logging.getLogger("mmrec.train")
 
@@ -157,8 +157,8 @@ def train_worker(loop_config: dict) -> None:
 
     ddp_model = ray.train.torch.prepare_model(model)  # DDP when world > 1; `model` stays the unwrapped module
     windows = training_windows(train.histories, cfg.max_length, cfg.windows_per_playlist)
-    per_worker = len(windows) // world  # equal step counts on every worker, or DDP would wait forever
-    if per_worker == 0:
+    lengths = np.array([len(w) for w in windows])
+    if len(windows) < world:
         raise ArtifactError(f"{len(windows)} training windows cannot be shared by {world} workers")
     valid_rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)[rank::world]
 
@@ -166,8 +166,8 @@ def train_worker(loop_config: dict) -> None:
         if state["stopped"]:
             break
         started = time.time()
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(windows))  # the same on every worker
-        mine = [windows[i] for i in order[rank * per_worker:(rank + 1) * per_worker]]
+        steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), world)  # same on all
+        mine = [[windows[i] for i in step[rank]] for step in steps]
         loss = train_epoch(ddp_model, optimizer, mine, cfg, bert_config.mask_token,
                            np.random.default_rng([cfg.seed, epoch, rank]), device,
                            progress=lambda m: say(f"epoch {epoch + 1}: {m}"))
@@ -177,7 +177,7 @@ def train_worker(loop_config: dict) -> None:
         totals.load_vector(summed[:-1])
         metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(),
                    "seconds": round(time.time() - started, 2),
-                   "windows_per_second": round(per_worker * world / (time.time() - started), 1)}
+                   "windows_per_second": round(sum(len(w) for step in steps for w in step) / (time.time() - started), 1)}
         value = metrics[cfg.metric]
         improved = state["best"] is None or value > state["best"]
         if improved:

@@ -39,10 +39,12 @@ def left_pad(sequences: list[np.ndarray], length: int, padding: int = 0) -> np.n
 
 def cloze_batch(windows: list[np.ndarray], max_length: int, mask_token: int, mask_probability: float,
                 last_only_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens, labels), both (B, max_length) int64. A share `last_only_share` of the windows has only its last
+    """(tokens, labels), both (B, T) int64, T = the longest window (at most max_length; positions are
+    right-aligned, so trimming the shared left padding changes nothing but the cost). A share `last_only_share` of the windows has only its last
     song masked; the others each song with probability `mask_probability` (at least one per window).
     labels hold the masked song at masked positions and 0 elsewhere."""
-    tokens = left_pad(windows, max_length)
+    length = min(max_length, max(len(w) for w in windows))
+    tokens = left_pad(windows, length)
     real = tokens > 0
     last_only = rng.random(len(windows)) < last_only_share
     masked = (rng.random(tokens.shape) < mask_probability) & real
@@ -52,8 +54,29 @@ def cloze_batch(windows: list[np.ndarray], max_length: int, mask_token: int, mas
     empty = ~masked.any(axis=1)
     if empty.any():
         lengths = real[empty].sum(axis=1)
-        chosen = max_length - 1 - (rng.random(len(lengths)) * lengths).astype(np.int64)
+        chosen = length - 1 - (rng.random(len(lengths)) * lengths).astype(np.int64)
         masked[np.flatnonzero(empty), chosen] = True
     labels = np.where(masked, tokens, 0)
     tokens = np.where(masked, mask_token, tokens)
     return tokens, labels
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, workers: int = 1,
+                  chunk_batches: int = 50) -> list[list[np.ndarray]]:
+    """This epoch's steps: for each step, one array of window indices per worker. Windows are shuffled, sorted by
+    length within chunks of `chunk_batches` global batches (so a batch pads to similar lengths), cut into global
+    batches of batch_size * workers, dealt round-robin to the workers, and the steps shuffled. Every worker gets
+    the same number of steps (DDP waits on the slowest); a last batch too small to give each worker a window is
+    dropped. Call with the same `rng` state on every worker."""
+    order = rng.permutation(len(lengths))
+    global_size = batch_size * workers
+    chunk = global_size * chunk_batches
+    steps = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        for batch_start in range(0, len(part), global_size):
+            batch = part[batch_start:batch_start + global_size]
+            if len(batch) >= workers:
+                steps.append([batch[w::workers] for w in range(workers)])
+    return [steps[i] for i in rng.permutation(len(steps))]

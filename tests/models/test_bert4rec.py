@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmrec.train.config import TrainConfig
 from mmrec.train.loop import build_model, train_epoch, validate
-from mmrec.train.sequences import training_windows
+from mmrec.train.sequences import epoch_batches, training_windows
 
 N = 40
 
@@ -37,6 +37,14 @@ def test_inference_appends_mask_after_the_full_history():
     assert not torch.allclose(scores, model.score(changed))  # the last song reaches the model
     hidden, table = model.encode(torch.tensor([[3, 4, 5, 6, N + 1]]))
     assert torch.allclose(scores[0, 1:], (hidden[0, -1] @ table.T)[1:], atol=1e-5)
+
+
+def test_a_history_scores_the_same_whatever_the_padding_of_its_batch():
+    torch.manual_seed(0)
+    model = BERT4Rec(tiny()).eval()
+    alone = model.score(torch.tensor([[3, 4, 5]]))
+    batched = model.score(torch.tensor([[0, 0, 0, 0, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7]]))
+    assert torch.allclose(alone[0], batched[0], atol=1e-5)
 
 
 def test_long_histories_keep_their_latest_songs():
@@ -118,9 +126,11 @@ def test_content_initialisation_learns_genre_structure_that_ids_alone_cannot_see
                       id_embedding=not modalities)
         model = build_model(config, {"a": table[:, :4], "b": table[:, 4:]} if modalities else {}, seed=0)
         optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+        windows = training_windows(histories, 8)
         for _ in range(6):
-            train_epoch(model, optimizer, training_windows(histories, 8), cfg, config.mask_token, rng,
-                        torch.device("cpu"))
+            steps = epoch_batches(np.array([len(w) for w in windows]), cfg.batch_size, rng)
+            train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg, config.mask_token,
+                        rng, torch.device("cpu"))
         results[name] = validate(model, histories, targets, (10,), 64, torch.device("cpu")).means()["recall@10"]
     assert results["content"] > 0.6, results  # chance is about 10 / 35
     assert results["content"] > results["ids"] + 0.15, results

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mmrec.train.sequences import cloze_batch, left_pad, training_windows
+from mmrec.train.sequences import cloze_batch, epoch_batches, left_pad, training_windows
 
 
 def test_windows_are_the_most_recent_first_and_do_not_overlap():
@@ -23,7 +23,8 @@ def test_cloze_batches_mask_real_songs_only_and_label_them():
     windows = [np.arange(1, rng.integers(2, 40)) for _ in range(200)]
     mask_token = 99
     tokens, labels = cloze_batch(windows, 50, mask_token, 0.2, 0.25, rng)
-    original = left_pad(windows, 50)
+    assert tokens.shape == (200, max(len(w) for w in windows))  # trimmed to the longest window
+    original = left_pad(windows, tokens.shape[1])
     masked = tokens == mask_token
     assert (masked == (labels > 0)).all()
     assert (labels[masked] == original[masked]).all()
@@ -34,3 +35,16 @@ def test_cloze_batches_mask_real_songs_only_and_label_them():
     assert 0.15 < last_only.mean() < 0.45  # the 25% inference-like examples (plus chance)
     share = masked[original > 0].mean()
     assert 0.15 < share < 0.35
+
+
+def test_epoch_batches_give_every_worker_the_same_steps_of_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 51, size=1003)
+    steps = epoch_batches(lengths, batch_size=16, rng=np.random.default_rng(1), workers=2, chunk_batches=10)
+    assert all(len(step) == 2 and len(step[0]) >= 1 and len(step[1]) >= 1 for step in steps)
+    used = np.concatenate([np.concatenate(step) for step in steps])
+    assert len(used) == len(set(used.tolist())) and len(used) >= 1003 - 1  # every window once (a last one may go)
+    spread = np.mean([np.ptp(lengths[np.concatenate(step)]) for step in steps])
+    assert spread < 10  # sorted within chunks: far below the ~48 of random batches
+    again = epoch_batches(lengths, 16, np.random.default_rng(1), 2, 10)
+    assert all((a[0] == b[0]).all() for a, b in zip(steps, again))  # the same on every worker
