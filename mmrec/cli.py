@@ -62,6 +62,12 @@ STAGES: tuple[Stage, ...] = (
         "score a registered model on the held-out test targets: full-catalogue Recall@k and NDCG@k",
     ),
     Stage(
+        "experiment",
+        "mmrec.experiment.run",
+        ("train", "experiment"),
+        "the paper's tables: MostPop, EASE, SASRec, BERT4Rec and modality ablations over seeds, with intervals",
+    ),
+    Stage(
         "pipeline",
         "mmrec.pipeline",
         ("demo_data", "prepare", "embed", "train", "evaluate"),

@@ -20,6 +20,7 @@ from mmrec.data.config import PrepareConfig
 from mmrec.demo.config import DemoDataConfig
 from mmrec.embed.config import EmbedConfig
 from mmrec.evaluate.config import EvaluateConfig
+from mmrec.experiment.config import ExperimentConfig
 from mmrec.train.config import TrainConfig
 
 
@@ -34,6 +35,8 @@ class MMRecConfig(StrictConfig):
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="modality sources -> fused song vectors")
     train: TrainConfig = Field(default_factory=TrainConfig, description="multimodal BERT4Rec on Ray Train")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test metrics of a registered model")
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig,
+                                         description="baselines and ablations over seeds, as the paper's tables")
 
 
 class ConfigError(ValueError):

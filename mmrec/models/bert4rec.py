@@ -76,8 +76,9 @@ class ItemRepresentation(nn.Module):
 class SequenceEncoder(nn.Module):
     """Embedded items (B, L, H) + learned positions -> bidirectional transformer -> hidden states (B, L, H)."""
 
-    def __init__(self, hidden: int, layers: int, heads: int, max_length: int, dropout: float):
+    def __init__(self, hidden: int, layers: int, heads: int, max_length: int, dropout: float, causal: bool = False):
         super().__init__()
+        self.causal, self.heads = causal, heads  # causal: each position sees only itself and earlier ones (SASRec)
         self.positions = nn.Embedding(max_length, hidden)
         self.mask_embedding = nn.Parameter(torch.randn(hidden) * 0.02)  # [MASK] has no content
         self.norm = nn.LayerNorm(hidden)
@@ -94,7 +95,14 @@ class SequenceEncoder(nn.Module):
         positions = torch.arange(self.positions.num_embeddings - tokens.shape[1], self.positions.num_embeddings,
                                  device=tokens.device)
         x = self.dropout(self.norm(embedded + self.positions(positions)))  # (B, L, H)
-        return self.transformer(x, src_key_padding_mask=tokens == PADDING)  # (B, L, H)
+        if not self.causal:
+            return self.transformer(x, src_key_padding_mask=tokens == PADDING)  # (B, L, H)
+        # Causal and padding masks in one (B * heads, L, L); a position may always see itself, so no row is empty.
+        length = tokens.shape[1]
+        blocked = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1)  # (L, L)
+        blocked = blocked[None] | (tokens == PADDING)[:, None, :]  # (B, L, L)
+        blocked &= ~torch.eye(length, dtype=torch.bool, device=tokens.device)
+        return self.transformer(x, mask=blocked.repeat_interleave(self.heads, dim=0))  # (B, L, H)
 
 
 # --- 3. configuration and the model -----------------------------------------------------------------------
@@ -102,6 +110,7 @@ class SequenceEncoder(nn.Module):
 @dataclass(frozen=True)
 class BERT4RecConfig:
     num_items: int  # N; item ids 1..N
+    architecture: Literal["bert4rec", "sasrec"] = "bert4rec"  # sasrec: models/sasrec.py
     hidden: int = 64
     layers: int = 2
     heads: int = 2
@@ -148,7 +157,8 @@ class BERT4Rec(nn.Module):
             ItemRepresentation(config.num_items, config.hidden, table, config.projection, use_ids,
                                config.content_trainable) for table, use_ids in streams)
         self.encoders = nn.ModuleList(
-            SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout)
+            SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
+                            causal=config.architecture == "sasrec")
             for _ in streams)
         self.stream_weights = nn.Parameter(torch.zeros(len(streams)))  # softmax -> equal weights at the start
         self.output_norm = nn.LayerNorm(config.hidden) if len(streams) > 1 else nn.Identity()

@@ -25,6 +25,7 @@ from safetensors.torch import save as save_safetensors
 from mmrec import artifacts
 from mmrec.artifacts import ITEMS_SCHEMA, ArtifactError, Location
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmrec.models.sasrec import build
 
 WEIGHTS = "model.safetensors"
 
@@ -92,7 +93,7 @@ def load_model(loc: Location, device: str = "cpu") -> RegisteredModel:
     weights = load_safetensors(artifacts.read_bytes(loc.join(WEIGHTS)))
     contents = {name: torch.zeros(config.num_items + 1, dim) for name, dim in zip(config.modalities,
                                                                                  config.content_dims)}
-    model = BERT4Rec(config, contents)
+    model = build(config, contents)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:

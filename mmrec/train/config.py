@@ -16,6 +16,9 @@ class TrainConfig(StrictConfig):
         description="name under runs/ and models/; a re-run with the same name resumes from its last checkpoint "
         "(empty = derived from the model settings, so the same settings resume and new ones start afresh)",
     )
+    architecture: Literal["bert4rec", "sasrec"] = Field(
+        "bert4rec", description="bidirectional cloze model, or SASRec (causal, next song at every position) as a baseline"
+    )
     modalities: tuple[Modality, ...] = Field(
         ("audio", "lyrics", "album_art", "artist_bio"),
         description="content tables that initialise the item representations; [] = ID-only BERT4Rec",

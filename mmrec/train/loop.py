@@ -12,13 +12,14 @@ import torch
 
 from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmrec.models.sasrec import build
 from mmrec.train.config import TrainConfig
-from mmrec.train.sequences import cloze_batch
+from mmrec.train.sequences import cloze_batch, next_song_batch
 
 
 def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int]) -> BERT4RecConfig:
     return BERT4RecConfig(
-        num_items=num_items, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_length=cfg.max_length,
+        num_items=num_items, architecture=cfg.architecture, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_length=cfg.max_length,
         dropout=cfg.dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
         content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
         id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
@@ -31,7 +32,7 @@ def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: i
     """The model with its content tables (N + 1, D) in place; sampled-softmax negatives follow training plays
     when asked (counts smoothed by +1 so every song can be drawn)."""
     torch.manual_seed(seed)
-    model = BERT4Rec(config, {name: torch.from_numpy(table) for name, table in contents.items()})
+    model = build(config, {name: torch.from_numpy(table) for name, table in contents.items()})
     if negative_sampling == "popularity" and train_counts is not None:
         counts = torch.as_tensor(train_counts, dtype=torch.float32) + 1.0
         model.sampling_probabilities.copy_(counts / counts.sum())
@@ -47,8 +48,11 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
     total, steps, seen = 0.0, 0, 0
     started = last_said = time.time()
     for number, windows in enumerate(batches):
-        tokens, labels = cloze_batch(windows, cfg.max_length, mask_token, cfg.mask_probability,
-                                     cfg.last_only_share, rng)
+        if cfg.architecture == "sasrec":
+            tokens, labels = next_song_batch(windows, cfg.max_length)
+        else:
+            tokens, labels = cloze_batch(windows, cfg.max_length, mask_token, cfg.mask_probability,
+                                         cfg.last_only_share, rng)
         loss = model(torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

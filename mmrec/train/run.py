@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+import mmrec
 from mmrec import artifacts
 from mmrec.artifacts import ArtifactError
 from mmrec.config import MMRecConfig
@@ -42,7 +43,7 @@ def run_name(config: MMRecConfig) -> str:
     if cfg.run_name:
         return cfg.run_name
     kind = "+".join(cfg.modalities) if cfg.modalities else "id-only"
-    return f"bert4rec-{kind}-{cfg.fusion if cfg.modalities else 'ids'}-{fingerprint(config)[:8]}"
+    return f"{cfg.architecture}-{kind}-{cfg.fusion if cfg.modalities else 'ids'}-{fingerprint(config)[:8]}"
 
 
 def fingerprint(config: MMRecConfig) -> str:
@@ -51,7 +52,7 @@ def fingerprint(config: MMRecConfig) -> str:
     root = artifacts.resolve(config.artifact_root)
     settings = config.train.model_dump(mode="json", exclude={"run_name", "workers", "cpus_per_worker", "use_gpu",
                                                              "max_failures", "register_model", "eval_batch_size"})
-    cards = [registry.card_hash(root.join("data", "card.json"))]
+    cards = [mmrec.__version__, registry.card_hash(root.join("data", "card.json"))]
     if config.train.modalities:
         cards.append(registry.card_hash(root.join("embeddings", "card.json")))
     return hashlib.sha256(json.dumps([settings, cards], sort_keys=True).encode()).hexdigest()
@@ -66,6 +67,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
             raise ArtifactError(f"{root.join('embeddings', f'{modality}.parquet').uri}: not found; run "
                                 f"`mmrec embed` first (or train with --train.modalities=[] for ID-only)")
     name = run_name(config)
+    _check_resumable(root.join("runs", name), fingerprint(config))
     init_ray()
     gpus = cluster_gpus() if cfg.use_gpu != "no" else 0
     if cfg.use_gpu == "yes" and not gpus:
@@ -103,6 +105,23 @@ def run(config: MMRecConfig) -> dict[str, str]:
     if cfg.register_model:
         outputs["model"] = register(config, name, state, best_weights, items)
     return outputs
+
+
+def _check_resumable(run_folder, expected: str) -> None:
+    """Refuse, before any worker starts, to resume a run whose last checkpoint came from other settings or data."""
+    import pyarrow.fs as pafs
+
+    if not run_folder.exists():
+        return
+    folders = sorted(info.base_name for info in run_folder.fs.get_file_info(pafs.FileSelector(run_folder.path))
+                     if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+    for folder in reversed(folders):
+        state_file = run_folder.join(folder, "state.json")
+        if state_file.exists():
+            if artifacts.read_json(state_file).get("fingerprint") != expected:
+                raise ArtifactError(f"{run_folder.uri}: its checkpoints come from other settings or data; choose "
+                                    "another train.run_name (or leave it empty for a name derived from the settings)")
+            return
 
 
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:

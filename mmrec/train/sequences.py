@@ -80,3 +80,10 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
             if len(batch) >= workers:
                 steps.append([batch[w::workers] for w in range(workers)])
     return [steps[i] for i in rng.permutation(len(steps))]
+
+
+def next_song_batch(windows: list[np.ndarray], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """SASRec's (tokens, labels), both (B, T): tokens are each window but its last song, labels the song that
+    follows each position (0 under padding); left-padded, trimmed to the longest window."""
+    length = min(max_length, max(len(w) for w in windows)) - 1
+    return left_pad([w[:-1] for w in windows], length), left_pad([w[1:] for w in windows], length)

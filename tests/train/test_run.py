@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from mmrec import artifacts
+from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
 from mmrec.data import run as prepare
 from mmrec.demo import run as demo_data
@@ -122,3 +123,11 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(root):
         state = json.load(f)
     assert [h["epoch"] for h in state["history"]] == list(range(6))  # every epoch once
     assert len(state["starts"]) == 2 and state["starts"][1] >= 1, state["starts"]  # resumed, not from scratch
+
+
+def test_a_run_name_holding_other_settings_is_refused_before_training(trained):
+    config, _ = trained["ids"]
+    other = configure(config.artifact_root, **{"train.run_name": train.run_name(config), "train.hidden": 16,
+                                                "train.modalities": []})
+    with pytest.raises(ArtifactError, match="other settings"):
+        train.run(other)

@@ -1,0 +1,218 @@
+"""`mmrec experiment`: the paper's tables in one command: baselines and modality ablations over seeds.
+
+The grid (YAML, e.g. configs/experiments/paper.yaml) lists cells; each is MostPop, EASE, or a trained model
+given as overrides of the `train` section (architecture, modalities, fusion, content_trainable, ...). Every cell
+runs on the same prepared split with the same base settings (so the same size and budget), for seeds
+0..experiment.seeds-1 (MostPop and EASE are deterministic: one run). Each finished (cell, seed) is written to
+reports/<name>/cells/ at once, so a rerun skips it: a half-finished grid resumes where it stopped. At the end:
+reports/<name>/results.json, results.md (mean and 95% interval per metric) and results.png (bars of
+train.metric, NDCG@20 by default).
+Trained cells run one after another, each on its Ray Train worker group (train.workers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mmrec import artifacts
+from mmrec.artifacts import ArtifactError
+from mmrec.config import ConfigError, MMRecConfig
+from mmrec.evaluate.metrics import evaluate_scorer
+from mmrec.experiment.stats import mean_and_interval
+from mmrec.models.ease import EASE
+from mmrec.models.popularity import MostPopular
+from mmrec.train.config import TrainConfig
+from mmrec.train.data import read_items, read_split
+
+log = logging.getLogger("mmrec.experiment")
+BASELINES = ("mostpop", "ease")
+
+
+def read_grid(path: str) -> list[dict]:
+    """Cells [{name, model, train}] from the grid file, checked: unique names, known models, valid train keys."""
+    try:
+        grid = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the experiment grid ({err.strerror})") from None
+    if not isinstance(grid, dict) or not isinstance(grid.get("cells"), list) or not grid["cells"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty list 'cells'")
+    cells, names = [], set()
+    for number, cell in enumerate(grid["cells"]):
+        where = f"{path}: cells[{number}]"
+        if not isinstance(cell, dict) or not cell.get("name"):
+            raise ConfigError(f"{where}: each cell needs a 'name'")
+        unknown = set(cell) - {"name", "model", "train"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (valid: name, model, train)")
+        model = cell.get("model", "train")
+        if model not in (*BASELINES, "train"):
+            raise ConfigError(f"{where}: model {model!r} is not one of mostpop, ease, train")
+        if cell["name"] in names:
+            raise ConfigError(f"{where}: the name {cell['name']!r} is used twice")
+        names.add(cell["name"])
+        overrides = cell.get("train") or {}
+        if model == "train":
+            bad = set(overrides) - set(TrainConfig.model_fields)
+            if bad:
+                raise ConfigError(f"{where}: unknown train keys {sorted(bad)}")
+        cells.append({"name": cell["name"], "model": model, "train": overrides})
+    return cells
+
+
+def report_location(config: MMRecConfig):
+    name = config.experiment.name or Path(config.experiment.grid).stem
+    return artifacts.resolve(config.artifact_root).join("reports", name)
+
+
+def run(config: MMRecConfig) -> dict[str, str]:
+    cfg = config.experiment
+    cells = read_grid(cfg.grid)
+    out = report_location(config)
+    started = time.time()
+    rows = []
+    for cell in cells:
+        seeds = [0] if cell["model"] in BASELINES else list(range(cfg.seeds))
+        for seed in seeds:
+            target = out.join("cells", f"{_slug(cell['name'])}-seed{seed}.json")
+            key = _cell_key(config, cell, seed)
+            if target.exists() and artifacts.read_json(target).get("key") == key:
+                log.info("%s, seed %d: done before, kept", cell["name"], seed)
+                rows.append(artifacts.read_json(target))
+                continue
+            log.info("%s, seed %d: running", cell["name"], seed)
+            result = {"cell": cell["name"], "seed": seed, "key": key, **_run_cell(config, cell, seed)}
+            artifacts.write_json(target, result)
+            rows.append(result)
+    table = aggregate(cells, rows, cfg.split)
+    summary_rows = {"grid": cfg.grid, "split": cfg.split, "seeds": cfg.seeds, "cells": table,
+                    "seconds": round(time.time() - started, 1)}
+    artifacts.write_json(out.join("results.json"), artifacts.card(**summary_rows))
+    markdown = results_markdown(table, cfg)
+    artifacts.write_text(out.join("results.md"), markdown)
+    plot = bar_chart(table, config.train.metric, out.join("results.png"))
+    print(markdown, flush=True)
+    return {"results": out.join("results.md").uri, "json": out.join("results.json").uri, "plot": plot}
+
+
+def summary(config: MMRecConfig) -> list[tuple[str, str]]:
+    out = report_location(config)
+    results = artifacts.read_json(out.join("results.json"))
+    metric = config.train.metric
+    best = max(results["cells"], key=lambda c: c["metrics"][metric]["mean"])
+    return [("report", out.join("results.md").uri),
+            (f"best {metric}", f"{best['name']}: {best['metrics'][metric]['mean']:.4f}")]
+
+
+# --- one cell ---------------------------------------------------------------------------------------------
+
+def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
+    cfg = config.experiment
+    if cell["model"] in BASELINES:
+        root = config.artifact_root
+        items = read_items(root)
+        counts = np.zeros(items.num_rows, np.int64)
+        counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+        train = read_split(root, "train")
+        if cell["model"] == "mostpop":
+            model, notes = MostPopular(counts), {}
+        else:
+            model = EASE(train.histories, items.num_rows, counts, cfg.ease_l2, cfg.ease_max_dense_songs)
+            notes = {"ease_mode": model.mode, "ease_songs_fitted": int(len(model.items)), "ease_l2": cfg.ease_l2}
+        split = read_split(root, cfg.split)
+        totals = evaluate_scorer(model.score, split.histories, split.targets, config.train.ks)
+        return {"metrics": totals.means(), "playlists": totals.count, **notes}
+
+    from mmrec.evaluate import run as evaluate
+    from mmrec.train import run as train
+
+    trained_config = _train_config(config, cell, seed)
+    outputs = train.run(trained_config)
+    evaluation_config = trained_config.model_copy(update={"evaluate": trained_config.evaluate.model_copy(
+        update={"model": train.run_name(trained_config), "split": cfg.split, "ks": trained_config.train.ks})})
+    evaluate.run(evaluation_config)
+    evaluation = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))[cfg.split]
+    return {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"]}
+
+
+def _train_config(config: MMRecConfig, cell: dict, seed: int) -> MMRecConfig:
+    """The base train settings with the cell's overrides and the seed; the run name stays derived from the
+    settings, so a cell identical to an earlier run (the pipeline's own model) reuses it."""
+    merged = {**config.train.model_dump(), **cell["train"], "seed": seed, "run_name": "", "register_model": True}
+    try:
+        return config.model_copy(update={"train": TrainConfig.model_validate(merged)})
+    except ValueError as err:
+        raise ConfigError(f"{config.experiment.grid}: cell {cell['name']!r}: {err}") from None
+
+
+def _cell_key(config: MMRecConfig, cell: dict, seed: int) -> str:
+    """What a finished cell depends on: its definition, the base settings and the data; a change reruns it."""
+    root = artifacts.resolve(config.artifact_root)
+    from mmrec.models.registry import card_hash
+
+    basis = [cell, seed, config.train.model_dump(mode="json"), config.experiment.split,
+             config.experiment.ease_l2, config.experiment.ease_max_dense_songs,
+             card_hash(root.join("data", "card.json")), card_hash(root.join("embeddings", "card.json"))]
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+# --- the table ----------------------------------------------------------------------------------------------
+
+def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
+    table = []
+    for cell in cells:
+        runs = [r for r in rows if r["cell"] == cell["name"]]
+        if not runs:
+            raise ArtifactError(f"no results for cell {cell['name']!r}")
+        metrics = {}
+        for key in runs[0]["metrics"]:
+            mean, half_width = mean_and_interval([r["metrics"][key] for r in runs])
+            metrics[key] = {"mean": mean, "interval": half_width, "values": [r["metrics"][key] for r in runs]}
+        extra = {k: v for k, v in runs[0].items() if k.startswith("ease_")}
+        table.append({"name": cell["name"], "model": cell["model"], "train": cell["train"], "runs": len(runs),
+                      "metrics": metrics, **extra})
+    return table
+
+
+def results_markdown(table: list[dict], cfg) -> str:
+    keys = list(table[0]["metrics"])
+    lines = [f"# Results on the {cfg.split} targets (mean ± 95% interval over seeds)", "",
+             "| model | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for row in table:
+        cells = []
+        for key in keys:
+            value = row["metrics"][key]
+            cells.append(f"{value['mean']:.4f}" + (f" ± {value['interval']:.4f}" if row["runs"] > 1 else ""))
+        lines.append(f"| {row['name']} | {row['runs']} | " + " | ".join(cells) + " |")
+    notes = [f"- EASE: {row['ease_mode']} solve over {row['ease_songs_fitted']} songs (lambda {row['ease_l2']:g})"
+             for row in table if "ease_mode" in row]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def bar_chart(table: list[dict], metric: str, loc) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["name"] for row in table]
+    means = [row["metrics"][metric]["mean"] for row in table]
+    errors = [row["metrics"][metric]["interval"] for row in table]
+    figure, axis = plt.subplots(figsize=(max(5, 0.9 * len(names) + 2), 3.6))
+    axis.bar(range(len(names)), means, yerr=errors, capsize=4, color="tab:blue")
+    axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    axis.set(ylabel=metric, title=f"{metric} (mean, 95% interval over seeds)")
+    uri = artifacts.write_png(loc, figure)
+    plt.close(figure)
+    return uri

@@ -1,0 +1,22 @@
+"""Train settings are checked on entry, naming the key."""
+
+import pytest
+
+from mmrec.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"train.hidden": 30, "train.heads": 4}, "train.hidden (30) must be a multiple of train.heads (4)"),
+    ({"train.metric": "ndcg@10"}, "train.metric 'ndcg@10' is not one of"),
+    ({"train.fusion": "gated"}, "train.fusion"),
+    ({"train.modalities": ["audio", "audio"]}, "lists a modality twice"),
+    ({"train.modalities": ["video"]}, "train.modalities"),
+    ({"evaluate.split": "train"}, "evaluate.split"),
+])
+def test_bad_train_settings_name_the_key(overrides, named):
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        load_config(overrides=overrides)
+
+
+def test_id_only_is_an_empty_modality_list():
+    assert load_config(overrides={"train.modalities": "[]"}).train.modalities == ()
