@@ -70,7 +70,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "pipeline",
         "mmrec.pipeline",
-        ("demo_data", "prepare", "embed", "train", "evaluate"),
+        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment"),
         "run the main job: every stage in order, then a summary",
     ),
 )

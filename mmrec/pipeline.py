@@ -1,6 +1,6 @@
 """The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
 
-Today: demo-data, prepare, embed, train (and register), evaluate. Each stage that lands adds itself here.
+Today: demo-data, prepare, embed, train (and register), evaluate, experiment (the grid in experiment.grid). Each stage that lands adds itself here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from mmrec.data import run as prepare
 from mmrec.demo import run as demo_data
 from mmrec.embed import run as embed
 from mmrec.evaluate import run as evaluate
+from mmrec.experiment import run as experiment
 from mmrec.train import run as train
 
 log = logging.getLogger("mmrec.pipeline")
@@ -25,7 +26,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     rows: list[tuple[str, str]] = []
 
     for name, stage in (("demo-data", demo_data), ("prepare", prepare), ("embed", embed), ("train", train),
-                        ("evaluate", evaluate)):
+                        ("evaluate", evaluate), ("experiment", experiment)):
         t = time.time()
         outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
         rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]

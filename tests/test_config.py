@@ -78,7 +78,8 @@ def test_help_lists_every_stage_and_every_setting():
         assert f"--demo_data.{name}" in out.stdout
 
 
-BAD_SETTING = {"demo_data": "playlists=-1", "prepare": "min_playlist_length=1", "embed": "dim=1"}
+BAD_SETTING = {"demo_data": "playlists=-1", "prepare": "min_playlist_length=1", "embed": "dim=1", "train": "hidden=4",
+               "evaluate": "batch_size=0", "experiment": "seeds=0"}
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)

@@ -134,12 +134,18 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     from mmrec.train import run as train
 
     trained_config = _train_config(config, cell, seed)
-    outputs = train.run(trained_config)
+    existing = train.registered_already(trained_config)  # e.g. the pipeline's own model: no need to start Ray Train
+    outputs = {"model": existing} if existing else train.run(trained_config)
     evaluation_config = trained_config.model_copy(update={"evaluate": trained_config.evaluate.model_copy(
         update={"model": train.run_name(trained_config), "split": cfg.split, "ks": trained_config.train.ks})})
     evaluate.run(evaluation_config)
-    evaluation = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))[cfg.split]
-    return {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"]}
+    evaluations = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))
+    evaluation = evaluations[cfg.split]
+    result = {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"]}
+    cold = evaluations.get(f"{cfg.split}_cold")
+    if cold and cold.get("playlists"):
+        result["cold"] = cold
+    return result
 
 
 def _train_config(config: MMRecConfig, cell: dict, seed: int) -> MMRecConfig:
@@ -180,6 +186,11 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
             mean, half_width = mean_and_interval([r["metrics"][key] for r in runs])
             metrics[key] = {"mean": mean, "interval": half_width, "values": [r["metrics"][key] for r in runs]}
         extra = {k: v for k, v in runs[0].items() if k.startswith("ease_")}
+        cold_runs = [r["cold"] for r in runs if "cold" in r]
+        if cold_runs:  # means over seeds of the model, popularity and random on the held-out songs' targets
+            extra["cold"] = {"playlists": cold_runs[0]["playlists"], "songs_held_out": cold_runs[0]["songs_held_out"],
+                             **{who: {k: float(np.mean([c[who][k] for c in cold_runs])) for k in cold_runs[0][who]}
+                                for who in ("model", "popularity", "random")}}
         table.append({"name": cell["name"], "model": cell["model"], "train": cell["train"], "runs": len(runs),
                       "metrics": metrics, **extra})
     return table
@@ -197,7 +208,18 @@ def results_markdown(table: list[dict], cfg) -> str:
         lines.append(f"| {row['name']} | {row['runs']} | " + " | ".join(cells) + " |")
     notes = [f"- EASE: {row['ease_mode']} solve over {row['ease_songs_fitted']} songs (lambda {row['ease_l2']:g})"
              for row in table if "ease_mode" in row]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+    lines += [""] + notes if notes else []
+    cold_rows = [row for row in table if "cold" in row]
+    if cold_rows:
+        lines += ["", "## Cold songs: targets held out of training, ranked over the full catalogue", "",
+                  "| model | held-out songs | playlists | scorer | " + " | ".join(keys) + " |",
+                  "|---|---|---|---|" + "---|" * len(keys)]
+        for row in cold_rows:
+            cold = row["cold"]
+            for who in ("model", "popularity", "random"):
+                lines.append(f"| {row['name']} | {cold['songs_held_out']} | {cold['playlists']} | {who} | "
+                             + " | ".join(f"{cold[who][k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def bar_chart(table: list[dict], metric: str, loc) -> str:

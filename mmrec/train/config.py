@@ -63,6 +63,11 @@ class TrainConfig(StrictConfig):
     cpus_per_worker: int = Field(1, ge=1)
     use_gpu: Literal["auto", "yes", "no"] = Field("auto", description="auto = a GPU per worker when the cluster has GPUs")
     max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint before giving up")
+    cold_share: float = Field(
+        0.0, ge=0, lt=1,
+        description="share of songs held out of training entirely (their content stays): evaluate then ranks "
+        "test targets among them from content alone, against random and popularity",
+    )
     register_model: bool = Field(True, description="write models/<run_name>/ from the best checkpoint when training ends")
     seed: int = Field(0, ge=0)
 

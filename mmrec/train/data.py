@@ -85,3 +85,19 @@ def sample_rows(count: int, limit: int, seed: int) -> np.ndarray:
     if not limit or limit >= count:
         return np.arange(count)
     return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
+
+
+COLD_SEED = 20261125  # one cold set per share and catalogue, the same for every seed and model of a grid
+
+
+def cold_items(num_items: int, share: float) -> np.ndarray:
+    """The item ids (sorted) held out of training for `train.cold_share`."""
+    count = int(round(share * num_items))
+    return np.sort(np.random.default_rng(COLD_SEED).choice(np.arange(1, num_items + 1), size=count, replace=False))
+
+
+def without_items(histories: list[np.ndarray], items: np.ndarray) -> list[np.ndarray]:
+    """Histories with these items removed (the rest keep their order)."""
+    if not len(items):
+        return histories
+    return [h[~np.isin(h, items)] for h in histories]

@@ -39,6 +39,21 @@ def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: i
     return model
 
 
+def freeze_song_rows(model: BERT4Rec, songs: np.ndarray) -> None:
+    """Keep these songs' content rows as embed made them and their ID rows at zero, whatever the softmax pushes:
+    held-out (cold) songs must be scored as a song the model never saw would be."""
+    if not len(songs):
+        return
+    rows = torch.as_tensor(songs, dtype=torch.long)
+    for items in model.items:
+        if items.ids is not None:
+            with torch.no_grad():
+                items.ids.weight[rows] = 0.0
+            items.ids.weight.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+        if items.content is not None and items.content.requires_grad:
+            items.content.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+
+
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[list[np.ndarray]],
                 cfg: TrainConfig, mask_token: int, rng: np.random.Generator, device: torch.device,
                 progress=None) -> float:

@@ -29,8 +29,8 @@ from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.config import TrainConfig
-from mmrec.train.data import read_content, read_items, read_split, sample_rows
-from mmrec.train.loop import build_model, model_config, train_epoch, validate
+from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, without_items
+from mmrec.train.loop import build_model, freeze_song_rows, model_config, train_epoch, validate
 from mmrec.train.sequences import epoch_batches, training_windows
 
 log = logging.getLogger("mmrec.train")
@@ -107,6 +107,15 @@ def run(config: MMRecConfig) -> dict[str, str]:
     return outputs
 
 
+def registered_already(config: MMRecConfig) -> str | None:
+    """The URI of models/<run name>/ if it holds a model trained with exactly these settings on this data."""
+    loc = artifacts.resolve(config.artifact_root).join("models", run_name(config))
+    if loc.join("card.json").exists() and artifacts.read_json(loc.join("card.json")).get("fingerprint") == \
+            fingerprint(config):
+        return loc.uri
+    return None
+
+
 def _check_resumable(run_folder, expected: str) -> None:
     """Refuse, before any worker starts, to resume a run whose last checkpoint came from other settings or data."""
     import pyarrow.fs as pafs
@@ -151,8 +160,13 @@ def train_worker(loop_config: dict) -> None:
     train, valid = read_split(root, "train"), read_split(root, "valid")
     train_counts = np.zeros(num_items, np.int64)
     train_counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    cold = cold_items(num_items, cfg.cold_share)  # songs no training history may hold
+    train_counts[cold - 1] = 0
+    if len(cold) and rank == 0:
+        log.info("holding %d songs (%.0f%%) out of training: cold songs", len(cold), 100 * cfg.cold_share)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, train_counts, cfg.negative_sampling).to(device)
+    freeze_song_rows(model, cold)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
                                   weight_decay=cfg.weight_decay)
 
@@ -175,7 +189,7 @@ def train_worker(loop_config: dict) -> None:
         say(f"resumed from the checkpoint of epoch {state['epoch'] + 1}")
 
     ddp_model = ray.train.torch.prepare_model(model)  # DDP when world > 1; `model` stays the unwrapped module
-    windows = training_windows(train.histories, cfg.max_length, cfg.windows_per_playlist)
+    windows = training_windows(without_items(train.histories, cold), cfg.max_length, cfg.windows_per_playlist)
     lengths = np.array([len(w) for w in windows])
     if len(windows) < world:
         raise ArtifactError(f"{len(windows)} training windows cannot be shared by {world} workers")
@@ -266,6 +280,7 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
     metrics = {"valid": {k: best[k] for k in best if "@" in k}, "best_epoch": state["best_epoch"],
                "metric": cfg.metric, "history": state["history"]}
     card = {"name": name, "run": root.join("runs", name).uri, "train": cfg.model_dump(mode="json"),
+            "fingerprint": state["fingerprint"],
             "data_card_sha256": registry.card_hash(root.join("data", "card.json")),
             "embeddings_card_sha256": registry.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
             "items": items.num_rows, "songs": len(uris), "cold_songs": int((item_idx <= 0).sum()),
