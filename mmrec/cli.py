@@ -28,6 +28,7 @@ class Stage:
     module: str  # holds run(config) -> dict[str, str]
     sections: tuple[str, ...]  # config sections the stage reads
     help: str
+    shortcuts: tuple[tuple[str, str], ...] = ()  # (--flag, section.key) pairs, e.g. --space for tune.space
 
 
 STAGES: tuple[Stage, ...] = (
@@ -62,10 +63,18 @@ STAGES: tuple[Stage, ...] = (
         "score a registered model on the held-out test targets: full-catalogue Recall@k and NDCG@k",
     ),
     Stage(
+        "tune",
+        "mmrec.tune.run",
+        ("train", "tune"),
+        "a Ray Tune sweep (ASHA) over train settings from a YAML space; the best trial registered and tested",
+        (("--space", "tune.space"),),
+    ),
+    Stage(
         "experiment",
         "mmrec.experiment.run",
         ("train", "experiment"),
         "the paper's tables: MostPop, EASE, SASRec, BERT4Rec and modality ablations over seeds, with intervals",
+        (("--grid", "experiment.grid"),),
     ),
     Stage(
         "pipeline",
@@ -94,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help=f"local path or s3://bucket/prefix (default: {fields['artifact_root'][2]})",
         )
+        for flag, key in stage.shortcuts:
+            sub.add_argument(flag, dest=key, metavar="YAML", default=argparse.SUPPRESS,
+                             help=f"same as --{key}: {fields[key][3]}")
         group = sub.add_argument_group("settings (override the config file; values are parsed as YAML)")
         for key, type_name, default, description in fields.values():
             if key.split(".")[0] in stage.sections:
@@ -121,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         outputs = importlib.import_module(stage.module).run(config)
+    except ConfigError as err:  # a bad grid or search-space file, found when the stage reads it
+        print(f"mmrec {stage.name}: {err}", file=sys.stderr)
+        return 2
     except (ArtifactError, MPDFormatError) as err:  # bad input: say what and where, no traceback
         print(f"mmrec {stage.name}: error: {err}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from mmrec.embed.config import EmbedConfig
 from mmrec.evaluate.config import EvaluateConfig
 from mmrec.experiment.config import ExperimentConfig
 from mmrec.train.config import TrainConfig
+from mmrec.tune.config import TuneConfig
 
 
 class MMRecConfig(StrictConfig):
@@ -35,6 +36,7 @@ class MMRecConfig(StrictConfig):
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="modality sources -> fused song vectors")
     train: TrainConfig = Field(default_factory=TrainConfig, description="multimodal BERT4Rec on Ray Train")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test metrics of a registered model")
+    tune: TuneConfig = Field(default_factory=TuneConfig, description="Ray Tune sweeps over train settings")
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig,
                                          description="baselines and ablations over seeds, as the paper's tables")
 

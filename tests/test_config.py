@@ -79,6 +79,7 @@ def test_help_lists_every_stage_and_every_setting():
 
 
 BAD_SETTING = {"demo_data": "playlists=-1", "prepare": "min_playlist_length=1", "embed": "dim=1", "train": "hidden=4",
+               "tune": "num_samples=0",
                "evaluate": "batch_size=0", "experiment": "seeds=0"}
 
 

@@ -61,6 +61,9 @@ class TrainConfig(StrictConfig):
     eval_batch_size: int = Field(256, ge=1)
     workers: int = Field(2, ge=1, description="Ray Train workers (DDP)")
     cpus_per_worker: int = Field(1, ge=1)
+    gpus_per_worker: float = Field(
+        1.0, gt=0, le=1, description="GPU share per worker when the cluster has GPUs (fractions pack Tune trials)"
+    )
     use_gpu: Literal["auto", "yes", "no"] = Field("auto", description="auto = a GPU per worker when the cluster has GPUs")
     max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint before giving up")
     cold_share: float = Field(

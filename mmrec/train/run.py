@@ -50,7 +50,8 @@ def fingerprint(config: MMRecConfig) -> str:
     """A hash of everything that shapes the weights: the training settings (not where or how fast they run)
     and the cards of the data and embeddings."""
     root = artifacts.resolve(config.artifact_root)
-    settings = config.train.model_dump(mode="json", exclude={"run_name", "workers", "cpus_per_worker", "use_gpu",
+    settings = config.train.model_dump(mode="json", exclude={"run_name", "workers", "cpus_per_worker",
+                                                             "gpus_per_worker", "use_gpu",
                                                              "max_failures", "register_model", "eval_batch_size"})
     cards = [mmrec.__version__, registry.card_hash(root.join("data", "card.json"))]
     if config.train.modalities:
@@ -62,11 +63,27 @@ def run(config: MMRecConfig) -> dict[str, str]:
     cfg = config.train
     root = artifacts.resolve(config.artifact_root)
     items = read_items(config.artifact_root)  # fail here, not in a worker, when prepare has not run
+    name = run_name(config)
+    state, best_weights, checkpoint_path = fit(config, name)
+    outputs = {"run": root.join("runs", name).uri, "checkpoint": checkpoint_path,
+               "training_curve": training_curve(state["history"], cfg.metric,
+                                                root.join("runs", name, "training_curve.png"))}
+    log.info("best epoch %d: valid %s %.4f", state["best_epoch"] + 1, cfg.metric, state["best"])
+    if cfg.register_model:
+        outputs["model"] = register(config, name, state, best_weights, items)
+    return outputs
+
+
+def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, bytes, str]:
+    """Train (or resume) the run `name` on a Ray Train worker group; returns the final state, the best epoch's
+    weights (safetensors bytes) and the last checkpoint's path. `callbacks` go to Ray Train's RunConfig (Tune
+    passes its report callback here)."""
+    cfg = config.train
+    root = artifacts.resolve(config.artifact_root)
     for modality in cfg.modalities:
         if not root.join("embeddings", f"{modality}.parquet").exists():
             raise ArtifactError(f"{root.join('embeddings', f'{modality}.parquet').uri}: not found; run "
                                 f"`mmrec embed` first (or train with --train.modalities=[] for ID-only)")
-    name = run_name(config)
     _check_resumable(root.join("runs", name), fingerprint(config))
     init_ray()
     gpus = cluster_gpus() if cfg.use_gpu != "no" else 0
@@ -85,10 +102,11 @@ def run(config: MMRecConfig) -> dict[str, str]:
         train_loop_config={"config": config.model_copy(update={"artifact_root": root.uri}).model_dump(mode="json"),
                            "fingerprint": fingerprint(config)},
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
-                                     resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpus else {})}),
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker,
+                                                           **({"GPU": cfg.gpus_per_worker} if gpus else {})}),
         run_config=RunConfig(name=name, storage_path=storage_path, storage_filesystem=storage_filesystem,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=list(callbacks)),
     )
     result = trainer.fit()
     if result.error:
@@ -98,13 +116,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     with result.checkpoint.as_directory() as folder:
         state = json.loads(open(f"{folder}/state.json").read())
         best_weights = open(f"{folder}/best.safetensors", "rb").read()
-    outputs = {"run": root.join("runs", name).uri, "checkpoint": result.checkpoint.path,
-               "training_curve": training_curve(state["history"], cfg.metric,
-                                                root.join("runs", name, "training_curve.png"))}
-    log.info("best epoch %d: valid %s %.4f", state["best_epoch"] + 1, cfg.metric, state["best"])
-    if cfg.register_model:
-        outputs["model"] = register(config, name, state, best_weights, items)
-    return outputs
+    return state, best_weights, result.checkpoint.path
 
 
 def registered_already(config: MMRecConfig) -> str | None:
@@ -116,21 +128,26 @@ def registered_already(config: MMRecConfig) -> str | None:
     return None
 
 
-def _check_resumable(run_folder, expected: str) -> None:
-    """Refuse, before any worker starts, to resume a run whose last checkpoint came from other settings or data."""
+def last_checkpoint(run_folder):
+    """The newest checkpoint folder of a run that holds a state.json, or None."""
     import pyarrow.fs as pafs
 
     if not run_folder.exists():
-        return
+        return None
     folders = sorted(info.base_name for info in run_folder.fs.get_file_info(pafs.FileSelector(run_folder.path))
                      if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"))
-    for folder in reversed(folders):
-        state_file = run_folder.join(folder, "state.json")
-        if state_file.exists():
-            if artifacts.read_json(state_file).get("fingerprint") != expected:
-                raise ArtifactError(f"{run_folder.uri}: its checkpoints come from other settings or data; choose "
-                                    "another train.run_name (or leave it empty for a name derived from the settings)")
-            return
+    for folder in reversed(folders):  # names carry the time, so the last sorted is the newest
+        if run_folder.join(folder, "state.json").exists():
+            return run_folder.join(folder)
+    return None
+
+
+def _check_resumable(run_folder, expected: str) -> None:
+    """Refuse, before any worker starts, to resume a run whose last checkpoint came from other settings or data."""
+    checkpoint = last_checkpoint(run_folder)
+    if checkpoint and artifacts.read_json(checkpoint.join("state.json")).get("fingerprint") != expected:
+        raise ArtifactError(f"{run_folder.uri}: its checkpoints come from other settings or data; choose "
+                            "another train.run_name (or leave it empty for a name derived from the settings)")
 
 
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:
@@ -261,7 +278,8 @@ def _load_weights(path: str) -> dict[str, torch.Tensor]:
 
 # --- after training ---------------------------------------------------------------------------------------
 
-def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, items: pa.Table) -> str:
+def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, items: pa.Table,
+             lineage: dict | None = None) -> str:
     """models/<name>/ from the best checkpoint, with the content of every song (cold ones too)."""
     cfg = config.train
     root = artifacts.resolve(config.artifact_root)
@@ -284,7 +302,7 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
             "data_card_sha256": registry.card_hash(root.join("data", "card.json")),
             "embeddings_card_sha256": registry.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
             "items": items.num_rows, "songs": len(uris), "cold_songs": int((item_idx <= 0).sum()),
-            "parameters": _parameter_count(best_weights)}
+            "parameters": _parameter_count(best_weights), **({"lineage": lineage} if lineage else {})}
     loc = root.join("models", name)
     registry.write_model(loc, bert_config, best_weights, items, registry.songs_table(uris, item_idx, vectors),
                          metrics, card)

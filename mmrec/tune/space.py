@@ -26,7 +26,7 @@ from mmrec.train.config import TrainConfig
 
 RULES = ("choice", "grid", "uniform", "loguniform", "randint")
 # Settings that say where or how a trial runs, or name it, are not hyper-parameters.
-NOT_SEARCHABLE = {"run_name", "workers", "cpus_per_worker", "use_gpu", "max_failures", "register_model",
+NOT_SEARCHABLE = {"run_name", "workers", "cpus_per_worker", "gpus_per_worker", "use_gpu", "max_failures", "register_model",
                   "eval_batch_size", "valid_playlists", "metric", "ks", "cold_share"}
 
 
