@@ -33,6 +33,18 @@ SWEEP = {"train.workers": 1, "train.hidden": 16, "train.epochs": 4, "train.patie
 
 
 @pytest.fixture(scope="module")
+def ray_local(s3_bucket):
+    """This module's Ray runs the dashboard: Ray Train's placement-group cleaner asks the State API (which the
+    dashboard serves) whether a finished trial's Train controller is gone; without it the worker group's CPUs
+    are never given back and the next trial waits forever on a small cluster."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
 def root(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
     config = load_config(overrides={**CORPUS, "artifact_root": str(root)})
