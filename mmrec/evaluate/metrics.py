@@ -85,9 +85,15 @@ def evaluate_scorer(score, histories: list[np.ndarray], targets: np.ndarray, ks,
                     device: str | torch.device = "cpu", totals: MetricTotals | None = None) -> MetricTotals:
     """Rank each target with `score(histories (B, T) left-padded int64 tensor) -> (B, N + 1 [+ C])` scores,
     excluding each full history; returns the metric sums (add more batches, or merge workers, later)."""
+    totals = totals or MetricTotals(ks)
+    with torch.no_grad():  # scoped: a global switch would leak into whatever trains next in this process
+        _score_batches(score, histories, targets, batch_size, device, totals)
+    return totals
+
+
+def _score_batches(score, histories, targets, batch_size, device, totals: MetricTotals) -> None:
     from mmrec.train.sequences import left_pad
 
-    totals = totals or MetricTotals(ks)
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]
         padded = torch.from_numpy(left_pad(chunk, max(1, max(len(h) for h in chunk)))).to(device)
@@ -95,4 +101,3 @@ def evaluate_scorer(score, histories: list[np.ndarray], targets: np.ndarray, ks,
         scores = exclude_history(scores, padded)
         ranks = target_ranks(scores, torch.from_numpy(targets[start:start + batch_size]).to(device))
         totals.add(ranks.cpu())
-    return totals

@@ -34,7 +34,6 @@ def run(config: MMRecConfig) -> dict[str, str]:
     model = registry.load_model(loc)
     split = read_split(config.artifact_root, cfg.split)
     rows = sample_rows(len(split.pids), cfg.playlists, cfg.seed)
-    torch.set_grad_enabled(False)
     totals = evaluate_scorer(model.model.score, [split.histories[i] for i in rows], split.targets[rows], cfg.ks,
                              cfg.batch_size)
     result = {"metrics": totals.means(), "playlists": totals.count, "seconds": round(time.time() - started, 1)}

@@ -87,3 +87,8 @@ def test_totals_merge_through_a_vector():
     a.add(torch.tensor([0, 30]))
     b.load_vector(a.as_vector() * 2)
     assert b.count == 4 and b.means() == pytest.approx(a.means())
+
+
+def test_evaluation_leaves_gradients_on_for_whatever_trains_next():
+    evaluate_scorer(lambda padded: torch.zeros(len(padded), 5), [np.array([1])], np.array([2]), (1,))
+    assert torch.is_grad_enabled()
