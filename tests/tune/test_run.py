@@ -80,7 +80,8 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(root, tm
     space.write_text("dropout: {grid: [0.1, 0.2, 0.3]}\n")
     settings = {**CORPUS, **SWEEP, "tune.space": str(space), "tune.name": "resumed", "tune.num_samples": 1,
                 "tune.scheduler": "fifo", "train.epochs": 2, "tune.register_model": False}
-    flags = [f"--{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in settings.items()]
+    flags = [f"--{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in settings.items()
+             if k.startswith(("train.", "tune."))]  # the sections `mmrec tune` reads
     env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
     driver = subprocess.Popen([sys.executable, "-m", "mmrec.cli", "tune", "--artifact-root", str(root), *flags],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,7 +93,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(root, tm
             if states and len(json.loads(states[-1].read_text())["history"]) == 2:
                 finished_first = run
         time.sleep(0.5)
-    assert finished_first is not None, "no trial finished"
+    assert finished_first is not None, f"no trial finished (the sweep driver exited with {driver.poll()})"
     time.sleep(3)  # let Tune record the finished trial
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
