@@ -28,7 +28,6 @@ from mmrec.config import MMRecConfig
 from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.config import TrainConfig
 from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, without_items
 from mmrec.train.loop import build_model, freeze_song_rows, model_config, train_epoch, validate
 from mmrec.train.sequences import epoch_batches, training_windows
