@@ -14,8 +14,9 @@ Method, in reading order:
    combined with learned softmax weights, then LayerNorm.
 4. Tied output. A hidden state is scored against the same item representations the input used, so any song with
    a content vector, including songs never seen in training, can be ranked.
-5. Training computes logits only at masked positions, with a full softmax or a sampled softmax with log-Q
-   correction. At inference [MASK] is appended after the full history, never written over its last song.
+5. Training computes states and logits only at masked positions (the last transformer layer's projection and
+   feed-forward run only there), with a full softmax or a sampled softmax with log-Q correction. At inference
+   [MASK] is appended after the full history, never written over its last song.
 
 Token ids: 0 = padding, 1..N = songs (item_idx), N + 1 = [MASK]. No file I/O, no Ray, no config files here.
 """
@@ -87,7 +88,12 @@ class SequenceEncoder(nn.Module):
                                            activation="gelu", batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
-    def forward(self, tokens: torch.Tensor, item_table: torch.Tensor, mask_token: int) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, item_table: torch.Tensor, mask_token: int,
+                outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, L, H); with `outputs` (B, L) bool, only those positions' states (M, H), in row-major
+        order. Every layer but the last must run at every position (they are the last one's keys and values), but
+        the last layer's output projection and feed-forward, most of its cost, run only where a state is read:
+        the masked positions in training (about a fifth), the appended [MASK] at inference."""
         embedded = item_table[tokens.clamp(max=mask_token - 1)]  # (B, L, H); [MASK] rows replaced next
         embedded = torch.where((tokens == mask_token)[..., None], self.mask_embedding, embedded)
         # Right-aligned positions: the newest song (or the appended [MASK]) is always position max_length - 1,
@@ -95,14 +101,39 @@ class SequenceEncoder(nn.Module):
         positions = torch.arange(self.positions.num_embeddings - tokens.shape[1], self.positions.num_embeddings,
                                  device=tokens.device)
         x = self.dropout(self.norm(embedded + self.positions(positions)))  # (B, L, H)
+        visible = self._visible(tokens)
+        layers = self.transformer.layers
+        for i, layer in enumerate(layers):
+            x = encoder_layer(layer, x, visible, outputs if i == len(layers) - 1 else None)
+        return x
+
+    def _visible(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Which keys each query may attend to, (B, 1, L, L) or (B, 1, 1, L) bool (True = visible)."""
+        visible = (tokens != PADDING)[:, None, None, :]  # (B, 1, 1, L)
         if not self.causal:
-            return self.transformer(x, src_key_padding_mask=tokens == PADDING)  # (B, L, H)
-        # Causal and padding masks in one (B * heads, L, L); a position may always see itself, so no row is empty.
+            return visible
         length = tokens.shape[1]
-        blocked = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1)  # (L, L)
-        blocked = blocked[None] | (tokens == PADDING)[:, None, :]  # (B, L, L)
-        blocked &= ~torch.eye(length, dtype=torch.bool, device=tokens.device)
-        return self.transformer(x, mask=blocked.repeat_interleave(self.heads, dim=0))  # (B, L, H)
+        earlier = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()  # (L, L)
+        # A position may always see itself, so a padding row (no visible song yet) never goes empty.
+        return (visible & earlier) | torch.eye(length, dtype=torch.bool, device=tokens.device)
+
+
+def encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, visible: torch.Tensor,
+                  outputs: torch.Tensor | None) -> torch.Tensor:
+    """torch's post-norm TransformerEncoderLayer (its own weights and dropouts), computed at `outputs` only:
+    attention runs over every position, then the rows nobody reads are dropped before the output projection."""
+    attention = layer.self_attn
+    batch, length, hidden = x.shape
+    heads = attention.num_heads
+    q, k, v = F.linear(x, attention.in_proj_weight, attention.in_proj_bias).view(
+        batch, length, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)  # 3 x (B, heads, L, H / heads)
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible,
+                                              dropout_p=attention.dropout if layer.training else 0.0)
+    attended = attended.transpose(1, 2).reshape(batch, length, hidden)  # (B, L, H)
+    if outputs is not None:
+        x, attended = x[outputs], attended[outputs]  # (M, H)
+    x = layer.norm1(x + layer.dropout1(attention.out_proj(attended)))
+    return layer.norm2(x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))))
 
 
 # --- 3. configuration and the model -----------------------------------------------------------------------
@@ -170,22 +201,23 @@ class BERT4Rec(nn.Module):
                              persistent=False)
 
     # The shared path: hidden states and the (tied) item table.
-    def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None):
-        """Hidden states (B, L, H), scaled for scoring, and the item table (N + 1 [+ C], H) they are scored against."""
+    def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
+               outputs: torch.Tensor | None = None):
+        """Hidden states (B, L, H), scaled for scoring, and the item table (N + 1 [+ C], H) they are scored against;
+        with `outputs` (B, L) bool, the hidden states of those positions only, (M, H)."""
         weights = torch.softmax(self.stream_weights, dim=0)
         hidden, table = 0, 0
         for i, (items, encoder) in enumerate(zip(self.items, self.encoders)):
             stream_table = items(None if cold_contents is None else cold_contents[i])
             hidden = hidden + weights[i] * encoder(tokens, stream_table[: self.config.num_items + 1],
-                                                   self.config.mask_token)
+                                                   self.config.mask_token, outputs)
             table = table + weights[i] * stream_table
         return self.output_norm(hidden) * self.logit_scale, table
 
     def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cloze loss. tokens (B, L) with [MASK] at some positions; labels (B, L): the song there, else 0."""
-        hidden, table = self.encode(tokens)
         masked = labels > 0
-        h = hidden[masked]  # (M, H): logits only where something is masked
+        h, table = self.encode(tokens, outputs=masked)  # (M, H): states and logits only where something is masked
         targets = labels[masked]  # (M,)
         songs = table[1:]  # (N, H); column j is song j + 1
         if self.config.loss == "full":
@@ -210,7 +242,13 @@ class BERT4Rec(nn.Module):
         then [MASK] appended after them. Column j is song j; column 0 (padding) is -inf."""
         recent = histories[:, -(self.config.max_length - 1):]
         mask = torch.full((len(recent), 1), self.config.mask_token, dtype=recent.dtype, device=recent.device)
-        hidden, table = self.encode(torch.cat([recent, mask], dim=1), cold_contents)  # (B, L, H)
-        scores = hidden[:, -1] @ table.T  # (B, N + 1 [+ C])
+        return self._score_newest(torch.cat([recent, mask], dim=1), cold_contents)
+
+    def _score_newest(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None) -> torch.Tensor:
+        """Scores (B, N + 1 [+ C]) from the hidden state at the last position of left-padded tokens (B, L)."""
+        newest = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+        newest[:, -1] = True
+        hidden, table = self.encode(tokens, cold_contents, outputs=newest)  # (B, H)
+        scores = hidden @ table.T  # (B, N + 1 [+ C])
         scores[:, PADDING] = float("-inf")
         return scores

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from mmrec.models.bert4rec import PADDING, BERT4Rec
+from mmrec.models.bert4rec import BERT4Rec
 
 
 class SASRec(BERT4Rec):
@@ -20,10 +20,7 @@ class SASRec(BERT4Rec):
     @torch.no_grad()
     def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
         recent = histories[:, -(self.config.max_length - 1):]  # as long as the training inputs
-        hidden, table = self.encode(recent, cold_contents)  # (B, L, H)
-        scores = hidden[:, -1] @ table.T  # the newest song is always the last position (left padding)
-        scores[:, PADDING] = float("-inf")
-        return scores
+        return self._score_newest(recent, cold_contents)  # the newest song is always the last position (left padding)
 
 
 def build(config, contents=None) -> BERT4Rec:

@@ -54,6 +54,47 @@ def test_long_histories_keep_their_latest_songs():
     assert torch.allclose(model.score(long), model.score(long[:, -7:]), atol=1e-6)  # max_length - 1 songs
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_encoder_computes_torchs_transformer_and_selected_positions_alike(causal):
+    """The encoder runs torch's TransformerEncoderLayer weights through its own forward, so that the last layer
+    can stop at the positions that are read; it must equal torch's forward at those positions."""
+    from mmrec.models.bert4rec import PADDING, SequenceEncoder
+
+    torch.manual_seed(0)
+    encoder = SequenceEncoder(hidden=32, layers=2, heads=4, max_length=10, dropout=0.2, causal=causal).eval()
+    tokens = torch.randint(1, N + 1, (5, 8))
+    tokens[0, :3] = PADDING
+    tokens[1, :7] = PADDING  # one song only
+    tokens[2, 4] = N + 1  # [MASK]
+    table = torch.randn(N + 1, 32)
+    x = table[tokens.clamp(max=N)]
+    x = torch.where((tokens == N + 1)[..., None], encoder.mask_embedding, x)
+    x = encoder.norm(x + encoder.positions(torch.arange(2, 10)))
+    if causal:
+        blocked = torch.ones(8, 8, dtype=torch.bool).triu(1)[None] | (tokens == PADDING)[:, None, :]
+        blocked &= ~torch.eye(8, dtype=torch.bool)
+        expected = encoder.transformer(x, mask=blocked.repeat_interleave(4, dim=0))
+    else:
+        expected = encoder.transformer(x, src_key_padding_mask=tokens == PADDING)
+    real = tokens != PADDING  # torch's values at padding positions are not defined the same way
+    assert torch.allclose(encoder(tokens, table, N + 1)[real], expected[real], atol=1e-5)
+    selected = real & (torch.rand(tokens.shape) < 0.4)
+    assert torch.allclose(encoder(tokens, table, N + 1, outputs=selected), expected[selected], atol=1e-5)
+
+
+def test_training_with_dropout_is_reproducible_and_uses_the_selected_rows_only():
+    torch.manual_seed(0)
+    model = BERT4Rec(dataclasses.replace(tiny(), dropout=0.3)).train()
+    tokens = torch.tensor([[0, 0, 3, N + 1, 5, N + 1], [1, 2, 3, 4, N + 1, 6]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 7], [0, 0, 0, 0, 5, 0]])
+    torch.manual_seed(1)
+    first = model(tokens, labels)
+    torch.manual_seed(1)
+    assert torch.equal(first, model(tokens, labels))
+    first.backward()
+    assert all(p.grad is not None for p in model.encoders[0].transformer.layers[-1].linear1.parameters())
+
+
 def test_output_is_tied_so_a_cold_song_with_an_items_content_scores_like_it():
     torch.manual_seed(0)
     table = content()
