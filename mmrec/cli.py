@@ -77,9 +77,15 @@ STAGES: tuple[Stage, ...] = (
         (("--grid", "experiment.grid"),),
     ),
     Stage(
+        "serve",
+        "mmrec.serve.run",
+        ("train", "serve"),
+        "serve a registered model with Ray Serve: the recommend API, its docs at /docs, a web page at /",
+    ),
+    Stage(
         "pipeline",
         "mmrec.pipeline",
-        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment"),
+        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve"),
         "run the main job: every stage in order, then a summary",
     ),
 )

@@ -21,6 +21,7 @@ from mmrec.demo.config import DemoDataConfig
 from mmrec.embed.config import EmbedConfig
 from mmrec.evaluate.config import EvaluateConfig
 from mmrec.experiment.config import ExperimentConfig
+from mmrec.serve.config import ServeConfig
 from mmrec.train.config import TrainConfig
 from mmrec.tune.config import TuneConfig
 
@@ -39,6 +40,7 @@ class MMRecConfig(StrictConfig):
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Ray Tune sweeps over train settings")
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig,
                                          description="baselines and ablations over seeds, as the paper's tables")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="the Ray Serve endpoint of a registered model")
 
 
 class ConfigError(ValueError):

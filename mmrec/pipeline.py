@@ -1,6 +1,8 @@
 """The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
 
-Today: demo-data, prepare, embed, train (and register), evaluate, experiment (the grid in experiment.grid). Each stage that lands adds itself here.
+Today: demo-data, prepare, embed, train (and register), evaluate, experiment (the grid in experiment.grid), tune
+(the space in tune.space; the winner registered and tested), serve (once: start the endpoint for the trained
+model, answer one request, shut down). Each stage that lands adds itself here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from mmrec.demo import run as demo_data
 from mmrec.embed import run as embed
 from mmrec.evaluate import run as evaluate
 from mmrec.experiment import run as experiment
+from mmrec.serve import run as serve
 from mmrec.train import run as train
+from mmrec.tune import run as tune
 
 log = logging.getLogger("mmrec.pipeline")
 
@@ -25,8 +29,10 @@ def run(config: MMRecConfig) -> dict[str, str]:
     outputs: dict[str, str] = {}
     rows: list[tuple[str, str]] = []
 
+    # The pipeline checks the endpoint end to end and stops it again; `make serve` keeps one up.
+    config = config.model_copy(update={"serve": config.serve.model_copy(update={"once": True})})
     for name, stage in (("demo-data", demo_data), ("prepare", prepare), ("embed", embed), ("train", train),
-                        ("evaluate", evaluate), ("experiment", experiment)):
+                        ("evaluate", evaluate), ("experiment", experiment), ("tune", tune), ("serve", serve)):
         t = time.time()
         outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
         rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]

@@ -17,11 +17,14 @@ import json
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from mmrec.artifacts import Location
 
 SLICE_NAME = re.compile(r"^mpd\.slice\.(\d+)-(\d+)\.json$")
 TRACK_FIELDS = ("track_uri", "artist_uri", "album_uri", "track_name", "artist_name", "album_name")

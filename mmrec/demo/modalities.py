@@ -32,6 +32,7 @@ AUDIO_FEATURES = (
 UNIT_FEATURES = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence")
 COVER_SIZES = ((640, 640), (300, 300), (200, 200), (128, 128), (64, 64), (500, 400))
 COVER_SIZE_SHARE = (0.05, 0.2, 0.15, 0.3, 0.25, 0.05)  # mostly small: the embed stage works at 128x128 anyway
+COVER_DRAW_SIZE = 160
 PATTERNS = ("stripes", "rings", "gradient", "checker", "diagonal", "dots")
 
 
@@ -199,7 +200,11 @@ def album_cover(content: GenreContent, genre: int, plan: CoverPlan, cfg: DemoDat
     """A (height, width, 3) uint8 cover: the genre's hue and pattern, jittered per album, with smooth noise."""
     rng = np.random.default_rng([cfg.seed, 6, plan.album])
     noise = cfg.content_noise
+    # Drawn at most COVER_DRAW_SIZE wide and scaled up: the patterns are smooth, and large covers drawn in full
+    # made up most of the demo corpus's generation time.
     width, height = plan.size
+    scale = min(1.0, COVER_DRAW_SIZE / max(width, height))
+    width, height = max(1, round(width * scale)), max(1, round(height * scale))
     v = (np.arange(height, dtype=np.float32) / height)[:, None]
     u = (np.arange(width, dtype=np.float32) / width)[None, :]
     f = content.frequency[genre] * (1 + 0.15 * noise * rng.normal())
@@ -220,12 +225,15 @@ def album_cover(content: GenreContent, genre: int, plan: CoverPlan, cfg: DemoDat
     hue = (content.hue[genre] + 0.04 * noise * rng.normal()) % 1.0
     light = 0.5 + 0.3 * t + 0.08 * noise * _smooth_noise(rng, height, width)
     saturation = np.clip(0.6 + 0.1 * noise * rng.normal(), 0.2, 1.0)
-    return _hls_to_rgb(hue, np.clip(light, 0, 1), saturation)
+    image = _hls_to_rgb(hue, np.clip(light, 0, 1), saturation)
+    if scale < 1.0:
+        image = np.asarray(Image.fromarray(image).resize(plan.size, Image.BILINEAR))
+    return image
 
 
 def encode_cover(image: np.ndarray, plan: CoverPlan) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG" if plan.format == "png" else "JPEG", quality=85)
+    Image.fromarray(image).save(buffer, format="PNG" if plan.format == "png" else "JPEG", quality=85, compress_level=1)
     data = buffer.getvalue()
     if plan.state == "empty":
         return b""

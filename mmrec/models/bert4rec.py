@@ -214,6 +214,12 @@ class BERT4Rec(nn.Module):
             table = table + weights[i] * stream_table
         return self.output_norm(hidden) * self.logit_scale, table
 
+    def item_table(self, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The tied item table (N + 1 [+ C], H) that hidden states are scored against (what `encode` returns)."""
+        weights = torch.softmax(self.stream_weights, dim=0)
+        return sum(weights[i] * items(None if cold_contents is None else cold_contents[i])
+                   for i, items in enumerate(self.items))
+
     def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cloze loss. tokens (B, L) with [MASK] at some positions; labels (B, L): the song there, else 0."""
         masked = labels > 0

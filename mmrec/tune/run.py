@@ -23,7 +23,9 @@ from mmrec.train.data import read_items
 from mmrec.tune.space import Dimension, read_space, trial_settings
 
 log = logging.getLogger("mmrec.tune")
-TRIAL_DRIVER_CPUS = 0.25  # the trial's driver only waits on its Train workers
+# A trial's driver is a Python process with torch imported that waits on its Train workers; asking Ray for its
+# memory also keeps the request non-empty when its CPU share is 0.
+TRIAL_DRIVER_MEMORY = 512 * 1024**2
 
 
 def sweep_name(config: MMRecConfig) -> str:
@@ -45,7 +47,15 @@ def trial_config(config: MMRecConfig, sampled: dict, trial_id: str, sweep: str) 
     return config.model_copy(update={"train": settings}), f"{sweep}-{trial_id}"
 
 
+def with_trial_budget(config: MMRecConfig) -> MMRecConfig:
+    """The train settings every trial starts from: train's, with the sweep's own epochs and workers if set."""
+    update = {"epochs": config.tune.trial_epochs or config.train.epochs,
+              "workers": config.tune.trial_workers or config.train.workers}
+    return config.model_copy(update={"train": config.train.model_copy(update=update)})
+
+
 def run(config: MMRecConfig) -> dict[str, str]:
+    config = with_trial_budget(config)
     cfg = config.tune
     dimensions = read_space(cfg.space)  # a bad space fails here, before Ray starts
     read_items(config.artifact_root)
@@ -58,6 +68,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
 
     def trial(sampled: dict) -> None:
         trial_mmrec, name = trial_config(MMRecConfig.model_validate(base), sampled, tune.get_context().get_trial_id(),
@@ -73,7 +84,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
                  if cfg.scheduler == "asha" else FIFOScheduler())
     storage_path, storage_filesystem = train_storage(config.artifact_root, "runs")
     sweep_path = f"{storage_path.rstrip('/')}/{sweep}"
-    trainable = tune.with_resources(trial, {"CPU": TRIAL_DRIVER_CPUS})
+    trainable = tune.with_resources(trial, {"CPU": cfg.trial_driver_cpus, "memory": TRIAL_DRIVER_MEMORY})
     if tune.Tuner.can_restore(sweep_path, storage_filesystem=storage_filesystem):
         log.info("resuming sweep %s", root.join("runs", sweep).uri)
         tuner = tune.Tuner.restore(sweep_path, trainable, resume_unfinished=True, resume_errored=True,
@@ -82,7 +93,9 @@ def run(config: MMRecConfig) -> dict[str, str]:
         tuner = tune.Tuner(
             trainable, param_space=param_space(dimensions),
             tune_config=tune.TuneConfig(metric=config.train.metric, mode="max", scheduler=scheduler,
-                                        num_samples=cfg.num_samples, max_concurrent_trials=cfg.max_concurrent_trials),
+                                        search_alg=BasicVariantGenerator(max_concurrent=cfg.max_concurrent_trials,
+                                                                         random_state=cfg.seed),
+                                        num_samples=cfg.num_samples),
             run_config=tune.RunConfig(name=sweep, storage_path=storage_path, storage_filesystem=storage_filesystem),
         )
     grid = tuner.fit()
@@ -98,8 +111,18 @@ def run(config: MMRecConfig) -> dict[str, str]:
 
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:
     sweep = sweep_name(config)
-    out = artifacts.resolve(config.artifact_root).join("reports", sweep)
-    return [("report", out.join("results.md").uri)]
+    root = artifacts.resolve(config.artifact_root)
+    rows = [("report", root.join("reports", sweep, "results.md").uri)]
+    try:
+        results = artifacts.read_json(root.join("reports", sweep, "results.json"))
+        best = results["trials"][0]
+        rows.append(("best trial", f"{best['trial_id']} {results['metric']} {best['best']:.4f} "
+                     f"({', '.join(f'{k}={_fmt(v)}' for k, v in best['settings'].items())})"))
+        rows.append(("trials", f"{len(results['trials'])}, stopped early: "
+                     f"{sum(t['epochs'] < results.get('epochs', 0) for t in results['trials'])}"))
+    except artifacts.ArtifactError:
+        pass
+    return rows
 
 
 # --- after the sweep --------------------------------------------------------------------------------------
@@ -131,8 +154,9 @@ def _report(trials: list[dict], config: MMRecConfig, dimensions: list[Dimension]
         lines.append(f"| {rank} | {row['trial_id']} | " + " | ".join(values) +
                      f" | {row['best']:.4f} | {row['epochs']}{' (stopped)' if row['epochs'] < config.train.epochs else ''} |")
     artifacts.write_text(out.join("results.md"), "\n".join(lines) + "\n")
-    artifacts.write_json(out.join("results.json"), artifacts.card(trials=trials, space=config.tune.space,
-                                                                  metric=metric, seconds=round(seconds, 1)))
+    artifacts.write_json(out.join("results.json"), artifacts.card(
+        trials=trials, space=config.tune.space, metric=metric, epochs=config.train.epochs,
+        scheduler=config.tune.scheduler, seconds=round(seconds, 1)))
     _plots(trials, names, metric, out)
     print("\n".join(lines), flush=True)
     return out.join("results.md").uri

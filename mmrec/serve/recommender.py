@@ -1,0 +1,168 @@
+"""The serving core, free of Ray and HTTP: a registered model answering playlist-continuation requests.
+
+`Catalogue` knows the songs (the model's items, then its cold songs: songs with content but no training plays)
+and finds them by URI, id or name. `Recommender` scores a batch of requests in one model call: each request's
+known songs, newest last, become a left-padded history; songs the model cannot use as input are listed back;
+cold songs are scored from their content like any other. Serve's deployments (serve/app.py) only wrap these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from mmrec import artifacts
+from mmrec.artifacts import Location
+from mmrec.models.registry import RegisteredModel
+
+UNKNOWN = "not a song of this model"
+COLD_INPUT = "a cold song (no training plays): recommendable, but not usable as input"
+METADATA = ("track_name", "artist_name", "album_name", "album_uri")
+
+
+@dataclass(frozen=True)
+class Request:
+    tracks: tuple[str | int, ...]  # track URIs or item ids, oldest first
+    k: int = 20
+    exclude_seen: bool = True
+
+
+@dataclass
+class Answer:
+    recommendations: list[dict]
+    used: int  # songs of the request the model read
+    unknown: list[dict] = field(default_factory=list)  # {track, reason}
+
+    def to_dict(self) -> dict:
+        return {"recommendations": self.recommendations, "used": self.used, "unknown": self.unknown}
+
+
+class Catalogue:
+    """Songs by column of the score matrix: 1..N the model's items, N + 1.. its cold songs (column 0 = padding)."""
+
+    def __init__(self, items: pa.Table, cold_uris: list[str]):
+        order = np.argsort(items["item_idx"].to_numpy())
+        items = items.take(order)
+        if not np.array_equal(items["item_idx"].to_numpy(), np.arange(1, items.num_rows + 1)):
+            raise ValueError("items.parquet: item_idx must be 1..N")
+        self.num_items = items.num_rows
+        self.uris = [""] + items["track_uri"].to_pylist() + list(cold_uris)
+        self.column = {uri: i for i, uri in enumerate(self.uris) if uri}
+        cold = [None] * len(cold_uris)
+        self.metadata = {name: [None] + (items[name].to_pylist() if name in items.column_names
+                                         else [None] * self.num_items) + cold for name in METADATA}
+        counts = items["count"].to_numpy() if "count" in items.column_names else np.zeros(self.num_items)
+        self.popularity = np.concatenate([[0], counts, np.zeros(len(cold_uris))])
+        self._search_text = [" ".join(filter(None, (self.metadata["track_name"][i], self.metadata["artist_name"][i])))
+                             .lower() for i in range(len(self.uris))]
+
+    def __len__(self) -> int:
+        return len(self.uris) - 1
+
+    def resolve(self, track: str | int) -> int | None:
+        """The column of a track URI or an item id, or None."""
+        if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
+            return int(track) if 1 <= track <= self.num_items else None
+        return self.column.get(track)
+
+    def describe(self, column: int, score: float | None = None) -> dict:
+        song = {"track_uri": self.uris[column], "item_id": column if column <= self.num_items else None,
+                "cold": column > self.num_items,
+                **{name: self.metadata[name][column] for name in METADATA}}
+        if score is not None:
+            song["score"] = round(float(score), 6)
+        return song
+
+    def search(self, query: str, limit: int) -> list[dict]:
+        """Songs whose track or artist name holds every word of the query, the most played first."""
+        words = query.lower().split()
+        if not words:
+            return []
+        hits = [i for i, text in enumerate(self._search_text) if text and all(w in text for w in words)]
+        hits.sort(key=lambda i: (-self.popularity[i], i))
+        return [self.describe(i) for i in hits[:limit]]
+
+
+def load_catalogue(model: Location) -> Catalogue:
+    """The songs of a registered model without loading its weights (what the HTTP ingress needs for search)."""
+    config = artifacts.read_json(model.join("config.json"))
+    items = artifacts.read_table(model.join("items.parquet"))
+    songs = artifacts.read_table(model.join("songs.parquet"), columns=["track_uri", "item_idx"])
+    cold = songs.filter(songs["item_idx"].is_null())["track_uri"].to_pylist() if config.get("modalities") else []
+    return Catalogue(items, cold)
+
+
+class Recommender:
+    """A registered model behind `recommend(requests)`; one forward pass per batch of requests."""
+
+    def __init__(self, registered: RegisteredModel, device: str = "cpu"):
+        self.registered = registered
+        self.model = registered.model.to(device).eval()
+        self.device = torch.device(device)
+        cold = registered.cold_songs
+        self.cold_contents = None
+        if cold.num_rows and registered.config.modalities:  # an ID-only model cannot score songs it never saw
+            self.cold_contents = [t.to(self.device) for t in registered.stream_contents(cold)]
+        else:
+            cold = cold.slice(0, 0)
+        self.catalogue = Catalogue(registered.items, cold["track_uri"].to_pylist())
+        with torch.no_grad():
+            table = self.model.item_table(self.cold_contents)  # (N + 1 [+ C], H)
+        self._unit_table = torch.nn.functional.normalize(table, dim=1)  # for /similar
+
+    @property
+    def max_history(self) -> int:
+        return self.model.config.max_length - 1
+
+    def recommend(self, requests: list[Request]) -> list[Answer]:
+        histories, unknown = [], []
+        for request in requests:
+            columns, problems = [], []
+            for track in request.tracks:
+                column = self.catalogue.resolve(track)
+                if column is None:
+                    problems.append({"track": track, "reason": UNKNOWN})
+                elif column > self.catalogue.num_items:
+                    problems.append({"track": track, "reason": COLD_INPUT})
+                else:
+                    columns.append(column)
+            histories.append(columns)
+            unknown.append(problems)
+        scores = self._score(histories)  # (B, N + 1 + C)
+        for row, request in enumerate(requests):
+            if request.exclude_seen:
+                seen = [self.catalogue.resolve(t) for t in request.tracks]
+                scores[row, [c for c in seen if c is not None]] = float("-inf")
+        k = min(max(r.k for r in requests), len(self.catalogue))
+        top_scores, top_columns = scores.topk(k, dim=1)
+        answers = []
+        for row, request in enumerate(requests):
+            pairs = [(c, s) for c, s in zip(top_columns[row, :request.k].tolist(), top_scores[row, :request.k].tolist())
+                     if s != float("-inf")]
+            answers.append(Answer([self.catalogue.describe(c, s) for c, s in pairs],
+                                  used=len(histories[row][-self.max_history:]), unknown=unknown[row]))
+        return answers
+
+    def _score(self, histories: list[list[int]]) -> torch.Tensor:
+        """Scores (B, columns) of left-padded histories (their newest max_length - 1 songs)."""
+        length = max(1, min(self.max_history, max(len(h) for h in histories)))
+        padded = np.zeros((len(histories), length), dtype=np.int64)
+        for row, history in enumerate(histories):
+            recent = history[-length:]
+            if recent:
+                padded[row, length - len(recent):] = recent
+        return self.model.score(torch.from_numpy(padded).to(self.device), self.cold_contents).cpu()
+
+    def similar(self, track: str | int, k: int) -> list[dict] | None:
+        """Songs nearest to a song in the model's item space (cosine), or None if the song is unknown."""
+        column = self.catalogue.resolve(track)
+        if column is None:
+            return None
+        with torch.no_grad():
+            similarity = self._unit_table @ self._unit_table[column]
+        similarity[[0, column]] = float("-inf")
+        values, columns = similarity.topk(min(k, len(self.catalogue) - 1))
+        return [self.catalogue.describe(c, s) for c, s in zip(columns.tolist(), values.tolist())]

@@ -1,0 +1,69 @@
+"""The serving core without Ray: resolving songs, batching, excluding seen songs, cold songs, search, similar."""
+
+import pytest
+
+from mmrec import artifacts
+from mmrec.models import registry
+from mmrec.serve.recommender import COLD_INPUT, UNKNOWN, Recommender, Request
+from tests.serve.model_folder import COLD_URIS, N, uri, write_registered_model
+
+
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("root"))
+    return Recommender(registry.load_model(artifacts.resolve(write_registered_model(root))))
+
+
+def test_songs_resolve_by_uri_or_id_and_the_rest_is_listed_with_a_reason(recommender):
+    answer, = recommender.recommend([Request((uri(1), 2, "spotify:track:nope", 999, COLD_URIS[0], "ünï💥"), k=5)])
+    assert answer.used == 2
+    assert answer.unknown == [{"track": "spotify:track:nope", "reason": UNKNOWN}, {"track": 999, "reason": UNKNOWN},
+                              {"track": COLD_URIS[0], "reason": COLD_INPUT}, {"track": "ünï💥", "reason": UNKNOWN}]
+    assert len(answer.recommendations) == 5
+
+
+def test_recommendations_are_ranked_exclude_seen_songs_and_respect_k(recommender):
+    history = (uri(1), uri(4), uri(7))
+    answer, = recommender.recommend([Request(history, k=N)])
+    scores = [s["score"] for s in answer.recommendations]
+    assert scores == sorted(scores, reverse=True)
+    assert not {s["track_uri"] for s in answer.recommendations} & set(history)
+    kept, = recommender.recommend([Request(history, k=N + 2, exclude_seen=False)])
+    assert {uri(1), uri(4), uri(7)} <= {s["track_uri"] for s in kept.recommendations}
+    assert len(kept.recommendations) == N + 2  # every item and both cold songs
+
+
+def test_a_batch_answers_exactly_as_requests_one_by_one(recommender):
+    requests = [Request((uri(1),), k=7), Request(tuple(uri(i) for i in range(1, 20)), k=3),
+                Request(("spotify:track:nope",), k=4), Request((uri(5), uri(2)), k=10, exclude_seen=False)]
+    together = recommender.recommend(requests)
+    for request, answer in zip(requests, together):
+        alone, = recommender.recommend([request])
+        assert [s["track_uri"] for s in answer.recommendations] == [s["track_uri"] for s in alone.recommendations]
+        assert [s["score"] for s in answer.recommendations] == pytest.approx([s["score"] for s in alone.recommendations], abs=1e-4)
+
+
+def test_cold_songs_are_recommendable_from_content(recommender):
+    """No ID embedding: a cold song with an item's content scores exactly like that item (tied output)."""
+    answer, = recommender.recommend([Request((uri(1), uri(2)), k=N + 2, exclude_seen=False)])
+    score = {s["track_uri"]: s["score"] for s in answer.recommendations}
+    assert score[COLD_URIS[0]] == pytest.approx(score[uri(4)], abs=1e-4)
+    assert score[COLD_URIS[1]] == pytest.approx(score[uri(5)], abs=1e-4)
+    cold = next(s for s in answer.recommendations if s["track_uri"] == COLD_URIS[0])
+    assert cold["cold"] and cold["item_id"] is None and cold["track_name"] is None
+
+
+def test_search_matches_every_word_most_played_first(recommender):
+    found = recommender.catalogue.search("canyon DUST", limit=50)
+    assert [s["track_name"] for s in found] == [f"Red Canyon {i}" for i in range(2, N + 1, 3)]  # genre 1, count order
+    assert recommender.catalogue.search("canyon", limit=2) == found[:2]
+    assert recommender.catalogue.search("   ", limit=5) == []
+    assert recommender.catalogue.search("zzz", limit=5) == []
+
+
+def test_similar_songs_share_the_content_and_unknown_songs_have_none(recommender):
+    similar = recommender.similar(uri(4), k=6)
+    assert similar[0]["track_uri"] == COLD_URIS[0]  # the same content
+    assert {(int(s["track_uri"][-2:]) - 1) % 3 for s in similar if not s["cold"]} == {0}  # same genre as song 4
+    assert uri(4) not in {s["track_uri"] for s in similar}
+    assert recommender.similar("spotify:track:nope", k=5) is None
