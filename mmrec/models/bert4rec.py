@@ -201,24 +201,30 @@ class BERT4Rec(nn.Module):
                              persistent=False)
 
     # The shared path: hidden states and the (tied) item table.
+    def stream_tables(self, cold_contents: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Each stream's item table (N + 1 [+ C], H). Fixed once training is over: a server computes them once
+        and passes them to `score` (the content projections are most of a small request's cost)."""
+        return [items(None if cold_contents is None else cold_contents[i]) for i, items in enumerate(self.items)]
+
     def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
-               outputs: torch.Tensor | None = None):
+               outputs: torch.Tensor | None = None, tables: list[torch.Tensor] | None = None):
         """Hidden states (B, L, H), scaled for scoring, and the item table (N + 1 [+ C], H) they are scored against;
         with `outputs` (B, L) bool, the hidden states of those positions only, (M, H)."""
         weights = torch.softmax(self.stream_weights, dim=0)
+        tables = self.stream_tables(cold_contents) if tables is None else tables
         hidden, table = 0, 0
-        for i, (items, encoder) in enumerate(zip(self.items, self.encoders)):
-            stream_table = items(None if cold_contents is None else cold_contents[i])
+        for i, (stream_table, encoder) in enumerate(zip(tables, self.encoders)):
             hidden = hidden + weights[i] * encoder(tokens, stream_table[: self.config.num_items + 1],
                                                    self.config.mask_token, outputs)
             table = table + weights[i] * stream_table
         return self.output_norm(hidden) * self.logit_scale, table
 
-    def item_table(self, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def item_table(self, cold_contents: list[torch.Tensor] | None = None,
+                   tables: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The tied item table (N + 1 [+ C], H) that hidden states are scored against (what `encode` returns)."""
         weights = torch.softmax(self.stream_weights, dim=0)
-        return sum(weights[i] * items(None if cold_contents is None else cold_contents[i])
-                   for i, items in enumerate(self.items))
+        tables = self.stream_tables(cold_contents) if tables is None else tables
+        return sum(weights[i] * table for i, table in enumerate(tables))
 
     def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cloze loss. tokens (B, L) with [MASK] at some positions; labels (B, L): the song there, else 0."""
@@ -243,18 +249,20 @@ class BERT4Rec(nn.Module):
         return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
     @torch.no_grad()
-    def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
+              tables: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Next-song scores (B, N + 1 [+ C]) for left-padded histories (B, T): the most recent max_length - 1 songs,
         then [MASK] appended after them. Column j is song j; column 0 (padding) is -inf."""
         recent = histories[:, -(self.config.max_length - 1):]
         mask = torch.full((len(recent), 1), self.config.mask_token, dtype=recent.dtype, device=recent.device)
-        return self._score_newest(torch.cat([recent, mask], dim=1), cold_contents)
+        return self._score_newest(torch.cat([recent, mask], dim=1), cold_contents, tables)
 
-    def _score_newest(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None) -> torch.Tensor:
+    def _score_newest(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None,
+                      tables: list[torch.Tensor] | None) -> torch.Tensor:
         """Scores (B, N + 1 [+ C]) from the hidden state at the last position of left-padded tokens (B, L)."""
         newest = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
         newest[:, -1] = True
-        hidden, table = self.encode(tokens, cold_contents, outputs=newest)  # (B, H)
+        hidden, table = self.encode(tokens, cold_contents, outputs=newest, tables=tables)  # (B, H)
         scores = hidden @ table.T  # (B, N + 1 [+ C])
         scores[:, PADDING] = float("-inf")
         return scores

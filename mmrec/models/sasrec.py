@@ -18,9 +18,10 @@ class SASRec(BERT4Rec):
     score(histories) -> (B, N + 1 [+ C]) from the newest song's hidden state."""
 
     @torch.no_grad()
-    def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
+              tables: list[torch.Tensor] | None = None) -> torch.Tensor:
         recent = histories[:, -(self.config.max_length - 1):]  # as long as the training inputs
-        return self._score_newest(recent, cold_contents)  # the newest song is always the last position (left padding)
+        return self._score_newest(recent, cold_contents, tables)  # the newest song is always the last position (left padding)
 
 
 def build(config, contents=None) -> BERT4Rec:

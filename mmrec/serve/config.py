@@ -16,8 +16,10 @@ class ServeConfig(StrictConfig):
     model: str = Field("", description="registered model under models/ (empty = the one the train settings produce)")
     host: str = Field("", description="HTTP host (empty = the serve file's http_options, else 127.0.0.1)")
     port: int = Field(0, ge=0, le=65535, description="HTTP port (0 = the serve file's http_options, else 8000)")
-    once: bool = Field(False, description="start, answer one request (a test playlist), print the top songs and "
-                       "shut down, as `make demo` does; otherwise serve until interrupted")
+    mode: Literal["foreground", "once", "deploy"] = Field(
+        "foreground", description="foreground: serve until interrupted (make serve); once: answer one request (a "
+        "test playlist), print the top songs and shut down (make demo); deploy: deploy onto the cluster and return, "
+        "the endpoint keeps serving after this process ends (a Ray job, jobs/pipeline.py on a cluster)")
 
 
 class AppArgs(StrictConfig):

@@ -86,6 +86,17 @@ class Catalogue:
         return [self.describe(i) for i in hits[:limit]]
 
 
+def top_k(scores: torch.Tensor, k: int) -> list[tuple[int, float]]:
+    """The k best (column, score) of one row (columns,), ties to the lower column: the more played song, since
+    item ids go by descending count, and trained songs before cold ones. torch.topk orders ties arbitrarily, so
+    without this a request could get a different list alone than in a batch."""
+    k = min(k, len(scores) - 1)
+    threshold = scores.topk(k).values[-1]
+    columns = torch.nonzero(scores >= threshold).squeeze(1)  # the top k and whatever ties the k-th
+    order = sorted(zip(columns.tolist(), scores[columns].tolist()), key=lambda pair: (-pair[1], pair[0]))
+    return order[:k]
+
+
 def load_catalogue(model: Location) -> Catalogue:
     """The songs of a registered model without loading its weights (what the HTTP ingress needs for search)."""
     config = artifacts.read_json(model.join("config.json"))
@@ -109,8 +120,9 @@ class Recommender:
         else:
             cold = cold.slice(0, 0)
         self.catalogue = Catalogue(registered.items, cold["track_uri"].to_pylist())
-        with torch.no_grad():
-            table = self.model.item_table(self.cold_contents)  # (N + 1 [+ C], H)
+        with torch.no_grad():  # the item tables are fixed: computed once, not per request
+            self.tables = self.model.stream_tables(self.cold_contents)
+            table = self.model.item_table(tables=self.tables)  # (N + 1 [+ C], H)
         self._unit_table = torch.nn.functional.normalize(table, dim=1)  # for /similar
 
     @property
@@ -136,12 +148,9 @@ class Recommender:
             if request.exclude_seen:
                 seen = [self.catalogue.resolve(t) for t in request.tracks]
                 scores[row, [c for c in seen if c is not None]] = float("-inf")
-        k = min(max(r.k for r in requests), len(self.catalogue))
-        top_scores, top_columns = scores.topk(k, dim=1)
         answers = []
         for row, request in enumerate(requests):
-            pairs = [(c, s) for c, s in zip(top_columns[row, :request.k].tolist(), top_scores[row, :request.k].tolist())
-                     if s != float("-inf")]
+            pairs = [(c, s) for c, s in top_k(scores[row], request.k) if s != float("-inf")]
             answers.append(Answer([self.catalogue.describe(c, s) for c, s in pairs],
                                   used=len(histories[row][-self.max_history:]), unknown=unknown[row]))
         return answers
@@ -154,7 +163,7 @@ class Recommender:
             recent = history[-length:]
             if recent:
                 padded[row, length - len(recent):] = recent
-        return self.model.score(torch.from_numpy(padded).to(self.device), self.cold_contents).cpu()
+        return self.model.score(torch.from_numpy(padded).to(self.device), self.cold_contents, self.tables).cpu()
 
     def similar(self, track: str | int, k: int) -> list[dict] | None:
         """Songs nearest to a song in the model's item space (cosine), or None if the song is unknown."""

@@ -1,7 +1,8 @@
 """`mmrec serve`: start the Serve application of serve/app.py from a Serve config file, for a registered model.
 
     mmrec serve --config configs/demo.yaml                    # serve until Ctrl-C; open http://127.0.0.1:8000/
-    mmrec serve --config configs/demo.yaml --serve.once=true  # one request, print the answer, shut down
+    mmrec serve --config configs/demo.yaml --serve.mode=once  # one request, print the answer, shut down
+    mmrec serve --config my.yaml --serve.mode=deploy          # deploy onto the cluster, check it, return
 
 The same file works with Ray's own CLI (`serve run configs/serve.yaml`, `serve deploy`) and in KubeRay's
 RayService. `mmrec serve` fills the application's args from the mmrec config (artifact root, the model the train
@@ -75,8 +76,11 @@ def run(config: MMRecConfig) -> dict[str, str]:
     args = application_args(config, spec["args"])
     host = config.serve.host or spec["http"].get("host") or "127.0.0.1"
     port = config.serve.port or int(spec["http"].get("port") or 8000)
-    app = build_app(args, spec["deployments"])  # fails here, before Ray Serve starts, if the model is missing
+    model = artifacts.resolve(args["artifact_root"]).join("models", args["model"])
+    if not model.join("card.json").exists():  # say so before Ray starts
+        raise artifacts.ArtifactError(f"{model.uri}: no registered model there (train or tune one first)")
     init_ray()
+    app = build_app(args, spec["deployments"])
     started = time.time()
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, name=spec["name"], route_prefix=spec["route_prefix"], logging_config={"enable_access_log": False})
@@ -84,7 +88,8 @@ def run(config: MMRecConfig) -> dict[str, str]:
     log.info("serving model %s at %s/ (API docs at %s/docs), ready in %.0f s", args["model"], url, url,
              time.time() - started)
     outputs = {"url": url + "/", "model": args["model"]}
-    if not config.serve.once:
+    local_url = url.replace("://0.0.0.0:", "://127.0.0.1:")  # where this process reaches its own proxy
+    if config.serve.mode == "foreground":
         print(f"mmrec is serving {args['model']} at {url}/ (API: {url}/docs). Ctrl-C stops it.", flush=True)
         try:
             while True:
@@ -94,8 +99,12 @@ def run(config: MMRecConfig) -> dict[str, str]:
         finally:
             serve.shutdown()
         return outputs
+    if config.serve.mode == "deploy":  # Serve's controller outlives this driver: the endpoint keeps serving
+        outputs["demo_request"] = _demo_request(config, local_url)
+        print(f"mmrec deployed {args['model']} at {url}/ (API: {url}/docs); `serve shutdown` stops it.", flush=True)
+        return outputs
     try:
-        outputs["demo_request"] = _demo_request(config, url)
+        outputs["demo_request"] = _demo_request(config, local_url)
     finally:
         serve.delete(spec["name"])
         serve.shutdown()

@@ -175,3 +175,15 @@ def test_content_initialisation_learns_genre_structure_that_ids_alone_cannot_see
         results[name] = validate(model, histories, targets, (10,), 64, torch.device("cpu")).means()["recall@10"]
     assert results["content"] > 0.6, results  # chance is about 10 / 35
     assert results["content"] > results["ids"] + 0.15, results
+
+
+def test_scoring_with_precomputed_item_tables_matches_computing_them_per_call():
+    torch.manual_seed(0)
+    tables = {"audio": content(4, 1), "lyrics": content(6, 2)}
+    model = BERT4Rec(tiny(fusion="per_modality", modalities=("audio", "lyrics"), content_dims=(4, 6)), tables).eval()
+    cold = [torch.randn(3, 4), torch.randn(3, 6)]
+    histories = torch.tensor([[0, 3, 4, 5], [1, 2, 3, 4]])
+    with torch.no_grad():
+        cached = model.stream_tables(cold)
+    assert torch.allclose(model.score(histories, cold, tables=cached), model.score(histories, cold), atol=1e-6)
+    assert torch.allclose(model.item_table(tables=cached), model.encode(histories, cold)[1], atol=1e-6)

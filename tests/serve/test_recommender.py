@@ -67,3 +67,14 @@ def test_similar_songs_share_the_content_and_unknown_songs_have_none(recommender
     assert {(int(s["track_uri"][-2:]) - 1) % 3 for s in similar if not s["cold"]} == {0}  # same genre as song 4
     assert uri(4) not in {s["track_uri"] for s in similar}
     assert recommender.similar("spotify:track:nope", k=5) is None
+
+
+def test_tied_scores_go_to_the_lower_column_whatever_the_batch():
+    from mmrec.serve.recommender import top_k
+    import torch
+
+    scores = torch.tensor([float("-inf"), 0.5, 0.9, 0.5, 0.9, 0.1, 0.5])
+    assert top_k(scores, 3) == [(2, pytest.approx(0.9)), (4, pytest.approx(0.9)), (1, pytest.approx(0.5))]
+    assert [c for c, _ in top_k(scores, 5)] == [2, 4, 1, 3, 6]
+    assert [c for c, _ in top_k(scores, 100)] == [2, 4, 1, 3, 6, 5]  # k beyond the catalogue: every song
+
