@@ -20,15 +20,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from memory import PeakMemory  # benchmarks/memory.py (the script's folder is on sys.path)
 
 from mmrec.config import load_config
 from mmrec.demo.config import DemoDataConfig
@@ -84,45 +84,6 @@ def baseline(folder: Path, out: Path) -> dict:
         rows = [{"pid": pid, "history": s[:-cut], "target": s[target] if target else None} for pid, s in sequences.items()]
         pq.write_table(pa.Table.from_pylist(rows), out / f"{name}.parquet")
     return {"seconds": time.time() - started, "playlists": len(sequences)}
-
-
-def pss_bytes(pid: int) -> int:
-    """Proportional set size from /proc/<pid>/smaps_rollup (cheap, unlike walking smaps)."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakMemory:
-    """Samples the summed PSS of this process and every Ray process on the machine, twice a second."""
-
-    def __init__(self, interval: float = 0.5):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            total = 0
-            for proc in psutil.process_iter(["pid", "name", "cmdline"]):
-                try:
-                    line = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["name"] or "")
-                    if proc.info["pid"] == me or "ray" in line:
-                        total += pss_bytes(proc.info["pid"])
-                except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError, ProcessLookupError):
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def mmrec_prepare(folder: Path, root: Path) -> dict:

@@ -85,8 +85,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "pipeline",
         "mmrec.pipeline",
-        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve"),
-        "run the main job: every stage in order, then a summary",
+        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve", "pipeline"),
+        "run the main job: the stages of pipeline.stages in order (all by default), then a summary",
     ),
 )
 

@@ -26,6 +26,19 @@ from mmrec.train.config import TrainConfig
 from mmrec.tune.config import TuneConfig
 
 
+PIPELINE_STAGES = ("demo-data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve")
+Stage = Literal["demo-data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve"]
+
+
+class PipelineConfig(StrictConfig):
+    """What `mmrec pipeline` (jobs/pipeline.py) chains; every stage also runs alone as `mmrec <stage>`."""
+
+    stages: tuple[Stage, ...] = Field(PIPELINE_STAGES, min_length=1, description="the stages to run, always in "
+                                      "pipeline order (drop demo-data for a real corpus; experiment or tune or both)")
+    serve: Literal["once", "deploy"] = Field("once", description="once: start the endpoint, answer one request, shut "
+                                             "it down (make demo); deploy: leave it serving on the cluster")
+
+
 class MMRecConfig(StrictConfig):
     """The whole pipeline's configuration; each stage reads its own section and the shared artifact root."""
 
@@ -41,6 +54,7 @@ class MMRecConfig(StrictConfig):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig,
                                          description="baselines and ablations over seeds, as the paper's tables")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="the Ray Serve endpoint of a registered model")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="the stages the main job chains")
 
 
 class ConfigError(ValueError):

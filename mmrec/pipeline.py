@@ -1,8 +1,11 @@
-"""The main job: every stage in order on one config, sharing nothing but the artifact root, then a summary.
+"""The main job: the stages of `pipeline.stages` in order on one config, sharing nothing but the artifact root,
+then a summary.
 
-Today: demo-data, prepare, embed, train (and register), evaluate, experiment (the grid in experiment.grid), tune
-(the space in tune.space; the winner registered and tested), serve (once: start the endpoint for the trained
-model, answer one request, shut down). Each stage that lands adds itself here.
+    demo-data -> prepare -> embed -> train (and register) -> evaluate -> experiment -> tune -> serve
+
+experiment runs the grid in experiment.grid; tune the space in tune.space (the winner registered and tested
+once); serve starts the endpoint of serve.model (default: the model train registers) and either answers one
+request and shuts it down (`pipeline.serve: once`, make demo) or leaves it deployed on the cluster (`deploy`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import time
 
 from mmrec import artifacts
-from mmrec.config import MMRecConfig
+from mmrec.config import PIPELINE_STAGES, MMRecConfig
 from mmrec.data import run as prepare
 from mmrec.demo import run as demo_data
 from mmrec.embed import run as embed
@@ -22,6 +25,8 @@ from mmrec.train import run as train
 from mmrec.tune import run as tune
 
 log = logging.getLogger("mmrec.pipeline")
+STAGE_MODULES = {"demo-data": demo_data, "prepare": prepare, "embed": embed, "train": train, "evaluate": evaluate,
+                 "experiment": experiment, "tune": tune, "serve": serve}
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -29,11 +34,11 @@ def run(config: MMRecConfig) -> dict[str, str]:
     outputs: dict[str, str] = {}
     rows: list[tuple[str, str]] = []
 
-    # The pipeline checks the endpoint end to end and stops it again; `make serve` keeps one up.
-    config = config.model_copy(update={"serve": config.serve.model_copy(update={"once": True})})
-    for name, stage in (("demo-data", demo_data), ("prepare", prepare), ("embed", embed), ("train", train),
-                        ("evaluate", evaluate), ("experiment", experiment), ("tune", tune), ("serve", serve)):
+    config = config.model_copy(update={"serve": config.serve.model_copy(update={"mode": config.pipeline.serve})})
+    for name in (s for s in PIPELINE_STAGES if s in config.pipeline.stages):
+        stage = STAGE_MODULES[name]
         t = time.time()
+        log.info("pipeline: %s", name)
         outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})
         rows += [(name, f"{time.time() - t:.0f} s")] + [(f"  {k}", v) for k, v in stage.summary(config)]
 

@@ -14,6 +14,33 @@ def test_defaults_and_the_demo_file_load():
     assert cfg.demo_data.playlists == 4000 and cfg.demo_data.genres == 16
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    if path.name == "serve.yaml":  # a Ray Serve config file, checked in tests/serve/test_run.py
+        return
+    load_config(path)
+
+
+def test_the_full_mpd_config_is_a_cluster_run_of_the_whole_corpus():
+    cfg = load_config(REPO / "configs" / "mpd-full.yaml")
+    assert cfg.artifact_root.startswith("s3://") and cfg.prepare.input.startswith("s3://")
+    assert cfg.prepare.song_threshold == 1 and cfg.train.loss == "sampled"  # every song; no full softmax
+    assert "demo-data" not in cfg.pipeline.stages and cfg.pipeline.serve == "deploy"
+    assert cfg.serve.model == "tune-fusion"
+
+
+def test_pipeline_stages_are_checked_and_run_in_pipeline_order():
+    from mmrec.config import PIPELINE_STAGES
+
+    assert load_config().pipeline.stages == PIPELINE_STAGES
+    chosen = load_config(overrides={"pipeline.stages": "[serve, prepare]"}).pipeline.stages
+    assert [s for s in PIPELINE_STAGES if s in chosen] == ["prepare", "serve"]
+    with pytest.raises(ConfigError, match=r"pipeline\.stages\.1"):
+        load_config(overrides={"pipeline.stages": "[prepare, deploy]"})
+    with pytest.raises(ConfigError, match="pipeline.serve"):
+        load_config(overrides={"pipeline.serve": "forever"})
+
+
 def test_overrides_are_parsed_as_yaml_and_win_over_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("demo_data:\n  playlists: 10\n  seed: 3\n")
