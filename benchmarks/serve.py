@@ -11,13 +11,19 @@ Needs the model `make demo` registers. Every request continues a real test playl
   and the batched model deployment, from `clients` threads.
 Goal: p99 at 8 clients <= 3x the floor's p99 at 8. Then throughput at the largest client count with 1 and
 with 2 model replicas, and 8 clients for 10 s while one of 2 model replicas is killed after 3 s.
-Every phase is bounded by its request count and a time limit; only 127.0.0.1 is contacted.
+Both Serve data planes are measured, each on its own fresh local Ray (`--data-plane` picks one): `proxy`, Serve's
+Python HTTP proxy and actor calls (the default), and `high_throughput`, Serve's HAProxy ingress and gRPC between
+replicas (serve.high_throughput; HIGH_THROUGHPUT_ENV on a cluster's nodes).
+Every phase is bounded by its request count and a time limit; only 127.0.0.1 is contacted (HAProxy listens on
+every interface while the high_throughput phase runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +66,20 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--data-plane", choices=["proxy", "high_throughput", "both"], default="both")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if args.data_plane == "both":  # each data plane is a property of the Ray it starts: one process each
+        for plane in ("proxy", "high_throughput"):
+            command = [sys.executable, __file__, "--artifact-root", args.artifact_root, "--config", args.config,
+                       "--requests", str(args.requests), "--clients", *map(str, args.clients), "--data-plane", plane]
+            subprocess.run(command, check=True)
+        return
+    if args.data_plane == "high_throughput":
+        from mmrec.serve.config import HIGH_THROUGHPUT_ENV
+
+        os.environ.update(HIGH_THROUGHPUT_ENV)
+        os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")  # no 30 s drain at the end
 
     import ray
     import requests
@@ -150,10 +168,11 @@ def main() -> None:
     retries = sum(open(os.path.join(logs, f)).read().count("model replica lost")
                   for f in os.listdir(logs) if f.startswith("replica_mmrec_Ingress"))
     rows.append(f"replica killed under load (8 clients, 10 s): {len(statuses)} requests, "
-                f"{statuses.count(False)} failed, {retries} model call(s) retried on the other replica")
+                f"{statuses.count(False)} failed, {retries} model call(s) retried by the ingress on the other replica")
     serve.shutdown()
     ray.shutdown()
-    print("\n".join(rows))
+    print(f"\n## data plane: {args.data_plane}\n", flush=True)
+    print("\n".join(rows), flush=True)
 
 
 if __name__ == "__main__":

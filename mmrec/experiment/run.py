@@ -7,7 +7,8 @@ runs on the same prepared split with the same base settings (so the same size an
 reports/<name>/cells/ at once, so a rerun skips it: a half-finished grid resumes where it stopped. At the end:
 reports/<name>/results.json, results.md (mean and 95% interval per metric) and results.png (bars of
 train.metric, NDCG@20 by default).
-Trained cells run one after another, each on its Ray Train worker group (train.workers).
+Trained cells run as many at a time as the cluster holds (experiment.max_concurrent_cells; each a Ray task that
+drives its own Ray Train worker group of train.workers), one after another when only one fits.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     cells = read_grid(cfg.grid)
     out = report_location(config)
     started = time.time()
-    rows = []
+    rows, trained = [], []
     for cell in cells:
         seeds = [0] if cell["model"] in BASELINES else list(range(cfg.seeds))
         for seed in seeds:
@@ -86,11 +87,17 @@ def run(config: MMRecConfig) -> dict[str, str]:
             if target.exists() and artifacts.read_json(target).get("key") == key:
                 log.info("%s, seed %d: done before, kept", cell["name"], seed)
                 rows.append(artifacts.read_json(target))
-                continue
+            elif cell["model"] in BASELINES:
+                rows.append(_finish(target, cell, seed, key, _run_cell(config, cell, seed)))
+            else:
+                trained.append((target, cell, seed, key))
+    slots = _cell_slots(config) if trained else 0
+    if slots <= 1:
+        for target, cell, seed, key in trained:
             log.info("%s, seed %d: running", cell["name"], seed)
-            result = {"cell": cell["name"], "seed": seed, "key": key, **_run_cell(config, cell, seed)}
-            artifacts.write_json(target, result)
-            rows.append(result)
+            rows.append(_finish(target, cell, seed, key, _run_cell(config, cell, seed)))
+    else:
+        rows += _run_concurrently(config, trained, slots)
     table = aggregate(cells, rows, cfg.split)
     summary_rows = {"grid": cfg.grid, "split": cfg.split, "seeds": cfg.seeds, "cells": table,
                     "seconds": round(time.time() - started, 1)}
@@ -113,6 +120,55 @@ def summary(config: MMRecConfig) -> list[tuple[str, str]]:
 
 # --- one cell ---------------------------------------------------------------------------------------------
 
+def _finish(target, cell: dict, seed: int, key: str, outcome: dict) -> dict:
+    """A finished (cell, seed) saved at once, so a stopped grid resumes after it."""
+    result = {"cell": cell["name"], "seed": seed, "key": key, **outcome}
+    artifacts.write_json(target, result)
+    return result
+
+
+def _cell_slots(config: MMRecConfig) -> int:
+    """Trained cells that fit at once: GPUs (or else CPUs) over what one cell's Train workers take."""
+    from mmrec.ray_runtime import cluster_gpus, init_ray
+
+    import ray
+
+    if config.experiment.max_concurrent_cells == 1:
+        return 1
+    init_ray()
+    gpus = cluster_gpus() if config.train.use_gpu != "no" else 0
+    workers = config.train.workers
+    fits = (int(gpus // (workers * config.train.gpus_per_worker)) if gpus else
+            int(ray.cluster_resources().get("CPU", 1) // (workers * config.train.cpus_per_worker)))
+    limit = config.experiment.max_concurrent_cells
+    return max(1, min(fits, limit) if limit else fits)
+
+
+def _run_concurrently(config: MMRecConfig, trained: list[tuple], slots: int) -> list[dict]:
+    """Trained cells as Ray tasks, `slots` at a time; each result is saved as soon as its cell finishes. A task
+    only drives its cell's Train run (whose workers hold the resources), so it asks for no CPU itself."""
+    import ray
+
+    remote_cell = ray.remote(num_cpus=0, max_retries=0)(_run_cell_from_dict)
+    settings = config.model_dump(mode="json")
+    queue, running, rows = list(trained), {}, []
+    log.info("%d trained cells, %d at a time", len(trained), slots)
+    while queue or running:
+        while queue and len(running) < slots:
+            target, cell, seed, key = queue.pop(0)
+            log.info("%s, seed %d: running", cell["name"], seed)
+            running[remote_cell.remote(settings, cell, seed)] = (target, cell, seed, key)
+        done, _ = ray.wait(list(running), num_returns=1)
+        target, cell, seed, key = running.pop(done[0])
+        rows.append(_finish(target, cell, seed, key, ray.get(done[0])))
+        log.info("%s, seed %d: done", cell["name"], seed)
+    return rows
+
+
+def _run_cell_from_dict(settings: dict, cell: dict, seed: int) -> dict:
+    return _run_cell(MMRecConfig.model_validate(settings), cell, seed)
+
+
 def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     cfg = config.experiment
     if cell["model"] in BASELINES:
@@ -133,6 +189,7 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     from mmrec.evaluate import run as evaluate
     from mmrec.train import run as train
 
+    started = time.time()
     trained_config = _train_config(config, cell, seed)
     existing = train.registered_already(trained_config)  # e.g. the pipeline's own model: no need to start Ray Train
     outputs = {"model": existing} if existing else train.run(trained_config)
@@ -141,7 +198,8 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     evaluate.run(evaluation_config)
     evaluations = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))
     evaluation = evaluations[cfg.split]
-    result = {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"]}
+    result = {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"],
+              "started": round(started, 2), "finished": round(time.time(), 2)}
     cold = evaluations.get(f"{cfg.split}_cold")
     if cold and cold.get("playlists"):
         result["cold"] = cold

@@ -23,6 +23,7 @@ import yaml
 from mmrec import artifacts
 from mmrec.config import ConfigError, MMRecConfig
 from mmrec.ray_runtime import init_ray
+from mmrec.serve.config import HIGH_THROUGHPUT_ENV
 
 log = logging.getLogger("mmrec.serve")
 IMPORT_PATH = "mmrec.serve.app:build_app"
@@ -79,6 +80,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     model = artifacts.resolve(args["artifact_root"]).join("models", args["model"])
     if not model.join("card.json").exists():  # say so before Ray starts
         raise artifacts.ArtifactError(f"{model.uri}: no registered model there (train or tune one first)")
+    _choose_data_plane(config)
     init_ray()
     app = build_app(args, spec["deployments"])
     started = time.time()
@@ -109,6 +111,24 @@ def run(config: MMRecConfig) -> dict[str, str]:
         serve.delete(spec["name"])
         serve.shutdown()
     return outputs
+
+
+def _choose_data_plane(config: MMRecConfig) -> None:
+    """Serve's high-throughput mode is the cluster's environment: it can be chosen only when this process is
+    about to start a local Ray; on a running cluster, say what the cluster has."""
+    import os
+
+    import ray
+
+    wanted = config.serve.high_throughput
+    starting_local = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    if wanted and starting_local:
+        os.environ.update(HIGH_THROUGHPUT_ENV)
+        log.warning("high-throughput serving: HAProxy listens on every interface, not only %s",
+                    config.serve.host or "the serve file's host")
+    elif wanted:
+        log.warning("serve.high_throughput applies only to a Ray that mmrec serve starts itself; this cluster's "
+                    "nodes need %s in their environment", " ".join(f"{k}={v}" for k, v in HIGH_THROUGHPUT_ENV.items()))
 
 
 def _demo_request(config: MMRecConfig, url: str) -> str:

@@ -160,6 +160,15 @@ def test_the_rayservice_serves_configs_serve_yaml_with_only_the_cluster_settings
     assert read_serve_file(str(path))["deployments"].keys() == {"Ingress", "Recommender"}
 
 
+def test_the_rayservice_nodes_run_serves_high_throughput_data_plane():
+    from mmrec.serve.config import HIGH_THROUGHPUT_ENV
+
+    service = next(d for path in MANIFESTS for d in documents(path) if d["kind"] == "RayService")
+    for container in containers(service["spec"]["rayClusterConfig"]):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert HIGH_THROUGHPUT_ENV.items() <= env.items(), container["name"]
+
+
 def test_the_rayjob_runs_the_pipeline_entrypoint_on_a_shipped_config():
     job = next(d for path in MANIFESTS for d in documents(path) if d["kind"] == "RayJob")
     entrypoint = job["spec"]["entrypoint"].split()

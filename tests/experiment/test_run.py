@@ -74,3 +74,22 @@ def test_a_bad_grid_names_the_cell(tmp_path):
     grid.write_text("cells:\n  - {name: A, model: mostpop}\n  - {name: B, train: {hiden: 3}}\n")
     with pytest.raises(ConfigError, match=r"cells\[1\]: unknown train keys \['hiden'\]"):
         experiment.read_grid(str(grid))
+
+
+def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_local, tmp_path):
+    """Two ID-only BERT4Rec cells with one Train worker each on the 2-CPU test cluster: both run at once."""
+    write_prepared(tmp_path)
+    grid = tmp_path / "two.yaml"
+    grid.write_text("cells:\n  - {name: slow, train: {learning_rate: 0.001}}\n"
+                    "  - {name: fast, train: {learning_rate: 0.003}}\n")
+    config = load_config(overrides={
+        "artifact_root": str(tmp_path), "experiment.grid": str(grid), "experiment.seeds": 1,
+        "train.modalities": "[]", "train.workers": 1, "train.hidden": 16, "train.epochs": 2, "train.patience": 2,
+        "train.batch_size": 32, "train.ks": "[1, 5]", "train.metric": "ndcg@5", "train.valid_playlists": 0})
+    experiment.run(config)
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "reports" / "two" / "cells").glob("*.json")]
+    assert sorted(c["cell"] for c in cells) == ["fast", "slow"]
+    assert max(c["started"] for c in cells) < min(c["finished"] for c in cells), cells  # they overlapped
+    for cell in cells:
+        assert cell["playlists"] == 120 and 0 <= cell["metrics"]["ndcg@5"] <= 1
+        assert (tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "card.json").exists()

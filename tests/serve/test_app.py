@@ -36,9 +36,10 @@ def server(ray_local, tmp_path_factory):
     write_registered_model(root)
     args = {"artifact_root": root, "model": "small", "album_art_index": write_covers(root), "model_cpus": 0.25,
             "ingress_cpus": 0.25, "max_body_bytes": 64 * 1024}
-    deployments = {"Recommender": {"num_replicas": 2, "max_ongoing_requests": 64,
+    quick_stop = {"graceful_shutdown_timeout_s": 2, "graceful_shutdown_wait_loop_s": 0.5}  # tests wait on teardown
+    deployments = {"Recommender": {"num_replicas": 2, "max_ongoing_requests": 64, **quick_stop,
                                    "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}},
-                   "Ingress": {"num_replicas": 1, "max_ongoing_requests": 128}}
+                   "Ingress": {"num_replicas": 1, "max_ongoing_requests": 128, **quick_stop}}
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(args, deployments), name="mmrec", route_prefix="/")
