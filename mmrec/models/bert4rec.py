@@ -56,6 +56,17 @@ class ItemRepresentation(nn.Module):
                 self.ids.weight[PADDING].zero_()
         self.norm = nn.LayerNorm(hidden)
 
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows `ids` (U,) of the item table, (U, H), computed for those songs only (what a sampled-softmax step
+        reads: its songs, targets and negatives, whatever the catalogue's size). LayerNorm is per row, so each
+        row equals the full table's."""
+        parts = []
+        if self.content is not None:
+            parts.append(self.project(self.content[ids]))
+        if self.ids is not None:
+            parts.append(self.ids(ids))
+        return self.norm(torch.stack(parts).sum(0))
+
     def forward(self, cold_content: torch.Tensor | None = None) -> torch.Tensor:
         """The item table (N + 1, H); with `cold_content` (C, D), C more rows for songs outside the catalogue,
         from content alone."""
@@ -207,15 +218,18 @@ class BERT4Rec(nn.Module):
         return [items(None if cold_contents is None else cold_contents[i]) for i, items in enumerate(self.items)]
 
     def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
-               outputs: torch.Tensor | None = None, tables: list[torch.Tensor] | None = None):
+               outputs: torch.Tensor | None = None, tables: list[torch.Tensor] | None = None,
+               mask_token: int | None = None):
         """Hidden states (B, L, H), scaled for scoring, and the item table (N + 1 [+ C], H) they are scored against;
-        with `outputs` (B, L) bool, the hidden states of those positions only, (M, H)."""
+        with `outputs` (B, L) bool, the hidden states of those positions only, (M, H). `tables` and `mask_token`
+        may describe a compact table (some rows only), with tokens numbered by its rows."""
         weights = torch.softmax(self.stream_weights, dim=0)
         tables = self.stream_tables(cold_contents) if tables is None else tables
+        mask_token = self.config.mask_token if mask_token is None else mask_token
         hidden, table = 0, 0
         for i, (stream_table, encoder) in enumerate(zip(tables, self.encoders)):
-            hidden = hidden + weights[i] * encoder(tokens, stream_table[: self.config.num_items + 1],
-                                                   self.config.mask_token, outputs)
+            hidden = hidden + weights[i] * encoder(tokens, stream_table[: self.config.num_items + 1], mask_token,
+                                                   outputs)
             table = table + weights[i] * stream_table
         return self.output_norm(hidden) * self.logit_scale, table
 
@@ -229,24 +243,49 @@ class BERT4Rec(nn.Module):
     def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cloze loss. tokens (B, L) with [MASK] at some positions; labels (B, L): the song there, else 0."""
         masked = labels > 0
-        h, table = self.encode(tokens, outputs=masked)  # (M, H): states and logits only where something is masked
-        targets = labels[masked]  # (M,)
-        songs = table[1:]  # (N, H); column j is song j + 1
+        targets = labels[masked] - 1  # (M,); song j + 1 is column j of the softmax
         if self.config.loss == "full":
-            return F.cross_entropy(h @ songs.T, targets - 1)
-        return self._sampled_softmax(h, songs, targets - 1)
+            h, table = self.encode(tokens, outputs=masked)  # (M, H): states and logits only where masked
+            return F.cross_entropy(h @ table[1:].T, targets)
+        negatives = self.draw_negatives()
+        h, target_rows, negative_rows = self._encode_read_rows(tokens, masked, targets, negatives)
+        return self._sampled_softmax(h, target_rows, negative_rows, targets, negatives)
 
-    def _sampled_softmax(self, h: torch.Tensor, songs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def draw_negatives(self) -> torch.Tensor:
+        """K shared negatives (K,), song columns 0..N-1 drawn from q (sampled softmax)."""
+        return torch.multinomial(self.sampling_probabilities, self.config.negatives, replacement=True)
+
+    def _encode_read_rows(self, tokens: torch.Tensor, masked: torch.Tensor, targets: torch.Tensor,
+                          negatives: torch.Tensor):
+        """States at masked positions (M, H) and the item rows of the targets (M, H) and negatives (K, H), with only
+        the rows a step reads computed (its songs, targets, negatives): a step's cost stays flat as the catalogue
+        grows, which a table of every song would not (2.26M rows x H per step on the full MPD)."""
+        mask_token = self.config.mask_token
+        songs = tokens[(tokens > PADDING) & (tokens < mask_token)]
+        padding = torch.zeros(1, dtype=tokens.dtype, device=tokens.device)
+        ids = torch.unique(torch.cat([padding, songs, targets + 1, negatives + 1]))  # sorted; ids[0] = padding
+        compact = torch.where(tokens == mask_token, len(ids), torch.searchsorted(ids, tokens.clamp(max=mask_token - 1)))
+        h, table = self.encode(compact, outputs=masked, tables=[items.rows(ids) for items in self.items],
+                               mask_token=len(ids))  # (M, H), (U, H)
+        return h, table[torch.searchsorted(ids, targets + 1)], table[torch.searchsorted(ids, negatives + 1)]
+
+    def _sampled_softmax(self, h: torch.Tensor, target_rows: torch.Tensor, negative_rows: torch.Tensor,
+                         targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """Softmax over the target and K shared negatives drawn from q, each logit corrected by -log(K q) so the
         estimate is unbiased for the full softmax (Bengio & Senecal; Yi et al. 2019)."""
-        q = self.sampling_probabilities
-        negatives = torch.multinomial(q, self.config.negatives, replacement=True)  # (K,)
-        log_kq = torch.log(q * self.config.negatives)
-        positive = (h * songs[targets]).sum(-1, keepdim=True) - log_kq[targets][:, None]  # (M, 1)
-        negative = h @ songs[negatives].T - log_kq[negatives][None, :]  # (M, K)
+        log_kq = torch.log(self.sampling_probabilities * self.config.negatives)
+        positive = (h * target_rows).sum(-1, keepdim=True) - log_kq[targets][:, None]  # (M, 1)
+        negative = h @ negative_rows.T - log_kq[negatives][None, :]  # (M, K)
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([positive, negative], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
+
+    def scorer(self, cold_contents: list[torch.Tensor] | None = None):
+        """`score` with the item tables computed once, for scoring many batches with fixed weights (validation,
+        evaluation): recomputing every song's row per batch costs as much as the batch on a large catalogue."""
+        with torch.no_grad():
+            tables = self.stream_tables(cold_contents)
+        return lambda histories: self.score(histories, cold_contents, tables)
 
     @torch.no_grad()
     def score(self, histories: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,

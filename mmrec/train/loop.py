@@ -86,4 +86,4 @@ def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, 
              device: torch.device) -> MetricTotals:
     """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP)."""
     model.eval()
-    return evaluate_scorer(model.score, histories, targets, ks, batch_size, device)
+    return evaluate_scorer(model.scorer(), histories, targets, ks, batch_size, device)

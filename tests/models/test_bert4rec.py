@@ -187,3 +187,42 @@ def test_scoring_with_precomputed_item_tables_matches_computing_them_per_call():
         cached = model.stream_tables(cold)
     assert torch.allclose(model.score(histories, cold, tables=cached), model.score(histories, cold), atol=1e-6)
     assert torch.allclose(model.item_table(tables=cached), model.encode(histories, cold)[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "per_modality"])
+def test_sampled_softmax_computes_only_the_rows_it_reads_and_matches_the_whole_table(fusion):
+    """The compact path (rows of the batch's songs, targets and negatives) gives the loss and gradients of
+    scoring against the whole item table with the same negatives."""
+    torch.manual_seed(0)
+    tables = {"audio": content(4, 1), "lyrics": content(6, 2)}
+    config = tiny(loss="sampled", negatives=12, fusion=fusion, modalities=("audio", "lyrics"), content_dims=(4, 6))
+    model = BERT4Rec(config, tables).eval()
+    model.sampling_probabilities = torch.rand(N) + 0.1
+    model.sampling_probabilities /= model.sampling_probabilities.sum()
+    tokens = torch.tensor([[0, 0, 3, N + 1, 5, N + 1], [2, 9, N + 1, 11, 12, N + 1]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 7], [0, 0, 30, 0, 0, 2]])
+    torch.manual_seed(1)
+    compact = model(tokens, labels)
+    compact_grads = torch.autograd.grad(compact, [model.items[0].content, model.items[0].ids.weight])
+    torch.manual_seed(1)
+    negatives = model.draw_negatives()  # the same draw as inside forward
+    masked = labels > 0
+    targets = labels[masked] - 1
+    h, table = model.encode(tokens, outputs=masked)  # every song's row
+    songs = table[1:]
+    whole = model._sampled_softmax(h, songs[targets], songs[negatives], targets, negatives)
+    whole_grads = torch.autograd.grad(whole, [model.items[0].content, model.items[0].ids.weight])
+    assert torch.allclose(compact, whole, atol=1e-5)
+    for a, b in zip(compact_grads, whole_grads):
+        assert torch.allclose(a, b, atol=1e-5)
+    # Rows outside the step (songs 13..N not among tokens, targets or negatives) get no gradient.
+    read = set(tokens[(tokens > 0) & (tokens <= N)].tolist()) | set((targets + 1).tolist()) | set((negatives + 1).tolist())
+    unread = [i for i in range(1, N + 1) if i not in read]
+    assert unread and compact_grads[1][unread].abs().sum() == 0
+
+
+def test_a_scorer_with_its_tables_computed_once_scores_like_score():
+    torch.manual_seed(0)
+    model = BERT4Rec(tiny(modalities=("fused",), content_dims=(6,)), {"fused": content()}).eval()
+    histories = torch.tensor([[0, 3, 4, 5], [1, 2, 3, 4]])
+    assert torch.allclose(model.scorer()(histories), model.score(histories), atol=1e-6)

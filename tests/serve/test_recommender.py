@@ -78,3 +78,15 @@ def test_tied_scores_go_to_the_lower_column_whatever_the_batch():
     assert [c for c, _ in top_k(scores, 5)] == [2, 4, 1, 3, 6]
     assert [c for c, _ in top_k(scores, 100)] == [2, 4, 1, 3, 6, 5]  # k beyond the catalogue: every song
 
+
+
+def test_the_word_index_matches_word_prefixes_of_every_query_word():
+    from mmrec.serve.recommender import WordIndex
+
+    index = WordIndex(["Blue Harbor The Tides", "Blue Moon Dust Riders", "", "Café Über Alles", "harbor lights"])
+    assert index.matching("blue").tolist() == [0, 1]
+    assert index.matching("BLUE har").tolist() == [0]  # every word, in any case
+    assert index.matching("har").tolist() == [0, 4]
+    assert index.matching("arbor").tolist() == []  # word prefixes, not any substring
+    assert index.matching("café üb").tolist() == [3]
+    assert index.matching("blue zzz").tolist() == [] and index.matching("   ").tolist() == []
