@@ -258,8 +258,9 @@ class BERT4Rec(nn.Module):
     def _encode_read_rows(self, tokens: torch.Tensor, masked: torch.Tensor, targets: torch.Tensor,
                           negatives: torch.Tensor):
         """States at masked positions (M, H) and the item rows of the targets (M, H) and negatives (K, H), with only
-        the rows a step reads computed (its songs, targets, negatives): a step's cost stays flat as the catalogue
-        grows, which a table of every song would not (2.26M rows x H per step on the full MPD)."""
+        the rows a step reads computed (its songs, targets, negatives): the projection of every song's content,
+        2.26M rows x H forward and backward per step on the full MPD, is what this avoids. (The optimizer still
+        updates the whole content and ID tables: their gradients are dense.)"""
         mask_token = self.config.mask_token
         songs = tokens[(tokens > PADDING) & (tokens < mask_token)]
         padding = torch.zeros(1, dtype=tokens.dtype, device=tokens.device)

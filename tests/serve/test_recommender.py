@@ -1,5 +1,6 @@
 """The serving core without Ray: resolving songs, batching, excluding seen songs, cold songs, search, similar."""
 
+import numpy as np
 import pytest
 
 from mmrec import artifacts
@@ -90,3 +91,17 @@ def test_the_word_index_matches_word_prefixes_of_every_query_word():
     assert index.matching("arbor").tolist() == []  # word prefixes, not any substring
     assert index.matching("café üb").tolist() == [3]
     assert index.matching("blue zzz").tolist() == [] and index.matching("   ").tolist() == []
+
+
+@pytest.mark.parametrize("short", [50_000, 0])  # postings merged as arrays, or every prefix checked on the text
+def test_the_word_index_answers_in_its_order_and_stops_at_the_limit(short):
+    from mmrec.serve.recommender import WordIndex
+
+    texts = ["Blue Harbor\tThe Tides", "Blue Moon", "Harbor Blue", "Red Canyon", "blue  harbor lights"]
+    index = WordIndex(texts, order=np.array([4, 2, 0, 1, 3]))  # row 4 is the most preferred
+    index.SHORT = short
+    assert index.matching("blue har").tolist() == [4, 2, 0]
+    assert index.matching("blue har", limit=2).tolist() == [4, 2]
+    assert index.matching("blue").tolist() == [4, 2, 0, 1]
+    assert index.matching("tides").tolist() == [0]  # a word after a tab
+    assert index.matching("blue canyon").tolist() == [] and index.matching("").tolist() == []
