@@ -3,8 +3,8 @@ extrapolation to the full MPD that docs/cluster.md turns into a plan.
 
     .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--root /tmp/mmrec-scale] [--config configs/demo.yaml]
 
-For each size the demo corpus is generated with that many playlists (the demo's settings otherwise, songs drawn
-from a pool that grows with the corpus as the MPD's does), then demo-data, prepare, embed, train (1 epoch,
+For each size the demo corpus is generated with that many playlists (the demo's settings otherwise: songs drawn
+from its pool of 150,000, songs with >= 10 plays kept), then demo-data, prepare, embed, train (1 epoch,
 sampled softmax, as configs/mpd-full.yaml trains) and evaluate each run in a fresh process on a fresh local Ray
 with every core, while benchmarks/memory.py samples the PSS of every Ray process and the driver.
 Each stage's cost is fitted as fixed + rate x work, where work is what the stage loops over:
@@ -28,12 +28,10 @@ from memory import PeakMemory  # benchmarks/memory.py (the script's folder is on
 STAGES = ("demo-data", "prepare", "embed", "train", "evaluate")
 # The full MPD: 1,000,000 playlists, 66.3M entries, 2.26M songs; leave-one-out leaves a test target for every one.
 MPD = {"playlists": 1_000_000, "songs": 2_262_292, "windows": 1_000_000}
-SONG_POOL_PER_PLAYLIST = 15  # the demo draws 150k songs for 4k-10k playlists; the pool grows with the corpus
 
 
 def settings(size: int, root: Path) -> dict:
     return {"artifact_root": str(root / f"mpd-{size}"), "demo_data.playlists": size,
-            "demo_data.songs": max(150_000, SONG_POOL_PER_PLAYLIST * size),
             "train.epochs": 1, "train.patience": 1, "train.loss": "sampled", "train.negatives": 1024,
             "train.run_name": "scale", "evaluate.model": "scale"}
 
@@ -93,6 +91,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 100_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--root", type=Path, default=Path("/tmp/mmrec-scale"))
     parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="stages to (re)measure; the others are taken from the last results file")
     parser.add_argument("--measure", nargs=2, metavar=("STAGE", "OVERRIDES_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -100,11 +100,13 @@ def main() -> None:
         print(json.dumps(measure(stage, args.config, json.loads(overrides))))
         return
 
+    out = Path(__file__).parent / "results" / "scale.json"
+    earlier = {int(k): v for k, v in json.loads(out.read_text())["results"].items()} if out.exists() else {}
     results: dict[int, dict] = {}
     for size in args.sizes:
         overrides = settings(size, args.root)
-        results[size] = {}
-        for stage in STAGES:
+        results[size] = dict(earlier.get(size, {}))
+        for stage in args.stages:
             run = subprocess.run([sys.executable, __file__, "--config", args.config, "--measure", stage,
                                   json.dumps(overrides)], capture_output=True, text=True)
             if run.returncode:
@@ -137,7 +139,6 @@ def main() -> None:
     for stage in STAGES:
         fixed, rate = fits[stage]
         print(f"| {stage} | {fixed:.0f} | {rate:.3g} | {full[stage]:.3g} | {(fixed + rate * full[stage]) / 3600:,.1f} |")
-    out = Path(__file__).parent / "results" / "scale.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"cores": os.cpu_count(), "sizes": args.sizes, "results": results,
                                "fits": fits, "full_mpd_work": full}, indent=2))

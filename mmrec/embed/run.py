@@ -291,6 +291,20 @@ def _decode_covers(batch: dict, fs_uri: str) -> dict:
     return {"album_uri": batch["album_uri"], "image": np.stack(images), "reason": np.array(reasons)}
 
 
+def _embed_covers(batch: dict, fs_uri: str, weights: dict, latent: int, width: int, export: str) -> dict:
+    """Decode a batch of covers and encode them with the trained VAE where they are read: only the vectors
+    (latent floats per album, not 196 KB of pixels) leave the task."""
+    decoded = _decode_covers(batch, fs_uri)
+    model = AlbumArtVAE(latent_dim=latent, width=width)
+    model.load_state_dict(weights)
+    model.eval()
+    with torch.no_grad():
+        mu, logvar = model.encode(torch.from_numpy(to_channels_first(decoded["image"])))
+    vectors = torch.cat([mu, (0.5 * logvar).exp()], dim=1) if export == "mean_sigma" else mu
+    return {"album_uri": decoded["album_uri"], "vector": vectors.numpy().astype(np.float32),
+            "reason": decoded["reason"]}
+
+
 def _album_art(config: MMRecConfig, loc: Location, items: pa.Table, out: Location, problems: Counter):
     cfg = config.embed
     table = _read_records(loc, required=("album_uri", "path"))
@@ -302,33 +316,40 @@ def _album_art(config: MMRecConfig, loc: Location, items: pa.Table, out: Locatio
     rows = [i for i in rows if albums[i] in songs_of]
     paths = table["path"].to_pylist()
     folder = loc.uri.rsplit("/", 1)[0]
-    decoded = ray.data.from_items([{"album_uri": albums[i], "path": paths[i]} for i in rows],
-                                  override_num_blocks=max(1, min(len(rows) // 256, 64)))
-    keys, images = [], []
-    for batch in decoded.map_batches(_decode_covers, batch_size=256, batch_format="numpy",
-                                     fn_kwargs={"fs_uri": folder}).iter_batches(batch_size=None, batch_format="numpy"):
-        ok = batch["reason"] == "ok"
-        problems.update(Counter(f"art_{r}" for r in batch["reason"][~ok]))
-        keys.extend(batch["album_uri"][ok].tolist())
-        images.append(batch["image"][ok])
-    images = to_channels_first(np.concatenate(images)) if images else np.zeros((0, 3, 128, 128), np.float32)
-    if len(images) < 2:
+    records = [{"album_uri": albums[i], "path": paths[i]} for i in rows]
+
+    # Only the training sample is decoded into this process (art_train_sample x 196 KB); every cover is then
+    # decoded and encoded in Ray Data tasks and only its vector comes back (the full MPD has 735k albums: 144 GB
+    # of pixels as float32, 188 MB of 64-dim vectors).
+    order = np.random.default_rng(cfg.seed).permutation(len(records))
+    candidates = [records[i] for i in order[: int(cfg.art_train_sample * 1.25) + 8]]  # some covers are unreadable
+    sample = []
+    for batch in _blocks(candidates).map_batches(_decode_covers, batch_size=256, batch_format="numpy",
+                                                 fn_kwargs={"fs_uri": folder}).iter_batches(batch_size=None,
+                                                                                            batch_format="numpy"):
+        sample.append(batch["image"][batch["reason"] == "ok"])
+    sample = np.concatenate(sample)[: cfg.art_train_sample] if sample else np.zeros((0, 128, 128, 3), np.float32)
+    if len(sample) < 2:
         raise artifacts.ArtifactError(f"{loc.uri}: fewer than 2 readable covers")
-    rng = np.random.default_rng(cfg.seed)
-    sample = images[rng.choice(len(images), size=min(cfg.art_train_sample, len(images)), replace=False)]
+    sample = to_channels_first(sample)
     torch.manual_seed(cfg.seed)
     model = AlbumArtVAE(latent_dim=cfg.art_latent, width=cfg.art_width)
     beta = 0.0 if cfg.art_model == "autoencoder" else cfg.art_beta
     history, trainer = _fit_vae(config, "album_art", model, sample, cfg.art_epochs, 64, 1e-3, beta)
     _loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
-    vectors = embed_with_vae(model, images, batch_size=128)
-    if cfg.art_export == "mean_sigma":
-        sigmas = []
-        for start in range(0, len(images), 128):
-            with torch.no_grad():
-                sigmas.append((0.5 * model.encode(torch.from_numpy(images[start:start + 128]))[1]).exp().numpy())
-        vectors = np.concatenate([vectors, np.concatenate(sigmas)], axis=1)
-    _reconstruction_grid(model, images[:8], out.join("plots", "album_art_reconstructions.png"))
+    _reconstruction_grid(model, sample[:8], out.join("plots", "album_art_reconstructions.png"))
+
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}
+    keys, vectors = [], []
+    for batch in _blocks(records).map_batches(
+            _embed_covers, batch_size=256, batch_format="numpy",
+            fn_kwargs={"fs_uri": folder, "weights": weights, "latent": cfg.art_latent, "width": cfg.art_width,
+                       "export": cfg.art_export}).iter_batches(batch_size=None, batch_format="numpy"):
+        ok = batch["reason"] == "ok"
+        problems.update(Counter(f"art_{r}" for r in batch["reason"][~ok]))
+        keys.extend(batch["album_uri"][ok].tolist())
+        vectors.append(batch["vector"][ok])
+    vectors = np.concatenate(vectors)
     song_keys, song_rows = [], []
     for row, album in enumerate(keys):
         for uri in songs_of[album]:
@@ -336,7 +357,12 @@ def _album_art(config: MMRecConfig, loc: Location, items: pa.Table, out: Locatio
             song_rows.append(row)
     return (song_keys, vectors[np.array(song_rows, dtype=np.int64)]), {
         "source": loc.uri, "model": f"AlbumArtVAE ({cfg.art_model}, export {cfg.art_export})", "albums": len(keys),
-        "final_loss": round(history[-1]["loss"], 4), "trainer": trainer}
+        "trained_on": int(len(sample)), "final_loss": round(history[-1]["loss"], 4), "trainer": trainer}
+
+
+def _blocks(records: list[dict]):
+    """Cover records as a Ray Dataset in blocks of about 256 (at most 64 blocks)."""
+    return ray.data.from_items(records, override_num_blocks=max(1, min(len(records) // 256, 64)))
 
 
 # --- VAE training: in this process, or on one Ray Train worker ------------------------------------------------

@@ -43,6 +43,9 @@ def test_every_item_has_a_fused_vector_and_the_card_counts_the_gaps(embedded):
     assert set(card["modalities"]) == {"audio", "lyrics", "album_art", "artist_bio"}
     assert card["modalities"]["audio"]["coverage_items"] == 1.0
     assert 0.8 < card["modalities"]["lyrics"]["coverage_items"] < 0.97  # the demo's ~90%, gaps filled
+    art = card["modalities"]["album_art"]  # trained on a sample, every readable cover embedded
+    assert art["trained_on"] == SMALL["embed.art_train_sample"] < art["albums"]
+    assert 0.8 < art["coverage_items"] < 1.0  # the demo's missing and corrupt covers, filled
     lyrics = pq.read_table(outputs["lyrics"])
     assert 0 < sum(not p for p in lyrics["present"].to_pylist()) < lyrics.num_rows
     assert all((root / "embeddings" / "plots" / name).exists() for name in
