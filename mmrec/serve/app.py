@@ -203,6 +203,7 @@ class Ingress:
         self.location = artifacts.resolve(model_uri)
         self.name = self.location.uri.rstrip("/").rsplit("/", 1)[-1]
         self.catalogue = load_catalogue(self.location)
+        self.catalogue.words  # the search index, before the first keystroke rather than on it
         self.data_card_uri = data_card_uri
         self.covers = _cover_index(album_art_index)
 

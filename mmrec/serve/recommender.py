@@ -77,8 +77,8 @@ class Catalogue:
         return song
 
     @cached_property
-    def _words(self) -> "WordIndex":
-        """Built on the first search (the ingress searches; model replicas never do)."""
+    def words(self) -> "WordIndex":
+        """The search index, built on first use (the ingress builds it at start-up; model replicas never do)."""
         names, artists = self.metadata["track_name"], self.metadata["artist_name"]
         columns = np.arange(len(self.uris))
         return WordIndex([" ".join(filter(None, (names[i], artists[i]))) for i in columns],
@@ -87,7 +87,7 @@ class Catalogue:
     def search(self, query: str, limit: int) -> list[dict]:
         """Songs whose track or artist name has a word starting with each word of the query, the most played
         first (what a search-as-you-type box needs: "blue har" finds "Blue Harbor")."""
-        return [self.describe(int(i)) for i in self._words.matching(query, limit)]
+        return [self.describe(int(i)) for i in self.words.matching(query, limit)]
 
 
 class WordIndex:
