@@ -21,6 +21,20 @@ REPO = Path(__file__).resolve().parents[1]
 S3_BUCKET = "mmrec-test"
 
 
+def build_corpus(root: Path, overrides: dict) -> dict:
+    """Generate, prepare and embed a small demo corpus under `root` (the slow modules' shared start); returns
+    embed's outputs."""
+    from mmrec.config import load_config
+    from mmrec.data import run as prepare
+    from mmrec.demo import run as demo_data
+    from mmrec.embed import run as embed
+
+    config = load_config(overrides={**overrides, "artifact_root": str(root)})
+    demo_data.run(config)
+    prepare.run(config)
+    return embed.run(config)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

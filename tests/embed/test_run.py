@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mmrec.config import load_config
-from mmrec.data import run as prepare
-from mmrec.demo import run as demo_data
 from mmrec.embed import run as embed
+
+from tests.conftest import build_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +25,7 @@ SMALL = {
 @pytest.fixture(scope="module")
 def embedded(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
-    config = load_config(overrides={**SMALL, "artifact_root": str(root)})
-    demo_data.run(config)
-    prepare.run(config)
-    return root, embed.run(config)
+    return root, build_corpus(root, SMALL)
 
 
 def test_every_item_has_a_fused_vector_and_the_card_counts_the_gaps(embedded):

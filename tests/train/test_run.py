@@ -16,12 +16,11 @@ import pytest
 from mmrec import artifacts
 from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
-from mmrec.data import run as prepare
-from mmrec.demo import run as demo_data
-from mmrec.embed import run as embed
 from mmrec.evaluate import run as evaluate
 from mmrec.models import registry
 from mmrec.train import run as train
+
+from tests.conftest import build_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +37,7 @@ MODEL = {"train.workers": 2, "train.hidden": 32, "train.epochs": 8, "train.patie
 @pytest.fixture(scope="module")
 def root(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
-    config = load_config(overrides={**CORPUS, "artifact_root": str(root)})
-    demo_data.run(config)
-    prepare.run(config)
-    embed.run(config)
+    build_corpus(root, CORPUS)
     return root
 
 

@@ -12,11 +12,10 @@ import pytest
 
 from mmrec import artifacts
 from mmrec.config import load_config
-from mmrec.data import run as prepare
-from mmrec.demo import run as demo_data
-from mmrec.embed import run as embed
 from mmrec.models import registry
 from mmrec.tune import run as tune
+
+from tests.conftest import build_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +46,7 @@ def ray_local(s3_bucket):
 @pytest.fixture(scope="module")
 def root(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
-    config = load_config(overrides={**CORPUS, "artifact_root": str(root)})
-    demo_data.run(config)
-    prepare.run(config)
-    embed.run(config)
+    build_corpus(root, CORPUS)
     return root
 
 
