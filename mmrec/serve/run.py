@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -116,8 +117,6 @@ def run(config: MMRecConfig) -> dict[str, str]:
 def _choose_data_plane(config: MMRecConfig) -> None:
     """Serve's high-throughput mode is the cluster's environment: it can be chosen only when this process is
     about to start a local Ray; on a running cluster, say what the cluster has."""
-    import os
-
     import ray
 
     wanted = config.serve.high_throughput
