@@ -7,12 +7,19 @@ import shutil
 import pytest
 
 from tests.conftest import REPO, free_port
-from tests.serve.model_folder import write_covers, write_registered_model
+from tests.serve.model_folder import COLD_URIS, write_covers, write_registered_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As the machine notes advise: no background networking, no first-run or component fetches on a closed network.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def album_of(track_uri: str) -> str | None:
+    """The album model_folder gives a song: song i is on album al(i % 4); cold songs have none."""
+    if track_uri in COLD_URIS:
+        return None
+    return f"spotify:album:al{int(track_uri.rsplit('song', 1)[1]) % 4}"
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +76,24 @@ def test_search_add_and_see_recommendations_in_a_real_browser(server):
             expect(page.locator("#status")).to_contain_text("from 2 song(s)")
             assert recommendations.all_inner_texts() != first_answer
 
-            # Covers: album al0 has a readable PNG; al1 (truncated) falls back to a placeholder, not a broken image.
-            loaded = page.locator("#recommendations img").evaluate_all(
-                "images => images.filter(i => i.complete && i.naturalWidth > 0).length")
-            assert loaded > 0
-            broken = page.locator("#recommendations img").evaluate_all(
-                "images => images.filter(i => i.complete && i.naturalWidth === 0).length")
-            assert broken == 0
+            # Covers settle to "shown" (al0: a readable PNG) or "none" (al1 truncated, al2 listed but missing, al3
+            # unlisted, cold songs without an album). Wait for that condition, never for a time.
+            page.wait_for_function("() => [...document.querySelectorAll('.cover')]"
+                                   ".every(box => box.dataset.state !== 'loading')")
+            covers = recommendations.evaluate_all("""items => items.map(li => {
+                const box = li.querySelector('.cover'), img = box.querySelector('img');
+                return {uri: li.dataset.uri, state: box.dataset.state,
+                        width: img ? img.naturalWidth : null, complete: img ? img.complete : null};
+            })""")
+            expected = {c["uri"]: "shown" if album_of(c["uri"]) == "spotify:album:al0" else "none" for c in covers}
+            assert {c["uri"]: c["state"] for c in covers} == expected
+            assert "shown" in expected.values() and "none" in expected.values()
+            assert all(c["complete"] and c["width"] == 8 for c in covers if c["state"] == "shown")
+            assert all(c["width"] is None for c in covers if c["state"] == "none")  # no <img> left behind
+            # Nowhere on the page is a broken image visible (search results and the playlist have covers too).
+            visible_broken = page.evaluate("""() => [...document.images].filter(i => i.complete && i.naturalWidth === 0
+                && getComputedStyle(i).visibility === 'visible').length""")
+            assert visible_broken == 0
             page.screenshot(path=str(out / "serve-page.png"), full_page=True)
         finally:
             browser.close()
