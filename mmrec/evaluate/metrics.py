@@ -29,11 +29,13 @@ def exclude_history(scores: torch.Tensor, history: torch.Tensor, padding: int = 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank (B,) of each target among the eligible songs, ties counted against the target.
-    An excluded target (score -inf) gets UNREACHABLE, beyond every cut-off."""
+    A target whose score is not finite gets UNREACHABLE, beyond every cut-off: -inf is an excluded target, NaN
+    or +inf a broken model (a NaN compares false with everything, so it would otherwise rank first). Other songs
+    with NaN scores count against the target for the same reason."""
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    at_least_as_high = (scores >= target_scores).sum(dim=1) - 1  # minus the target itself
-    excluded = torch.isneginf(target_scores[:, 0])
-    return torch.where(excluded, torch.full_like(at_least_as_high, UNREACHABLE), at_least_as_high)
+    at_least_as_high = ((scores >= target_scores) | torch.isnan(scores)).sum(dim=1) - 1  # minus the target itself
+    unreachable = ~torch.isfinite(target_scores[:, 0])
+    return torch.where(unreachable, torch.full_like(at_least_as_high, UNREACHABLE), at_least_as_high)
 
 
 def recall_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:

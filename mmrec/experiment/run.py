@@ -180,8 +180,7 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
         if cell["model"] == "mostpop":
             model, notes = MostPopular(counts), {}
         else:
-            model = EASE(train.histories, items.num_rows, counts, cfg.ease_l2, cfg.ease_max_dense_songs)
-            notes = {"ease_mode": model.mode, "ease_songs_fitted": int(len(model.items)), "ease_l2": cfg.ease_l2}
+            model, notes = tuned_ease(config, train.histories, items.num_rows, counts)
         split = read_split(root, cfg.split)
         totals = evaluate_scorer(model.score, split.histories, split.targets, config.train.ks)
         return {"metrics": totals.means(), "playlists": totals.count, **notes}
@@ -204,6 +203,32 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     if cold and cold.get("playlists"):
         result["cold"] = cold
     return result
+
+
+def tuned_ease(config: MMRecConfig, histories: list[np.ndarray], num_items: int, counts: np.ndarray):
+    """EASE with the lambda of experiment.ease_l2 that scores best on the validation targets (train.metric); the
+    notes name it, the validation score of every lambda tried, the solve and its memory."""
+    from mmrec.models.ease import dense_solve_bytes
+
+    cfg = config.experiment
+    valid = read_split(config.artifact_root, "valid") if len(cfg.ease_l2) > 1 else None
+    best, best_value, tried = None, -1.0, {}
+    for l2 in cfg.ease_l2:
+        model = EASE(histories, num_items, counts, l2, cfg.ease_max_dense_songs)
+        if valid is None:
+            best = model
+            break
+        value = evaluate_scorer(model.score, valid.histories, valid.targets, config.train.ks).means()[
+            config.train.metric]
+        tried[f"{l2:g}"] = round(value, 5)
+        log.info("EASE lambda %g: valid %s %.4f", l2, config.train.metric, value)
+        if value > best_value:
+            best, best_value = model, value
+    notes = {"ease_mode": best.mode, "ease_songs_fitted": int(len(best.items)), "ease_l2": best.l2,
+             "ease_gb": round(dense_solve_bytes(len(best.items)) / 1e9, 3)}
+    if tried:
+        notes["ease_l2_valid"] = tried
+    return best, notes
 
 
 def _train_config(config: MMRecConfig, cell: dict, seed: int) -> MMRecConfig:
@@ -264,7 +289,9 @@ def results_markdown(table: list[dict], cfg) -> str:
             value = row["metrics"][key]
             cells.append(f"{value['mean']:.4f}" + (f" ± {value['interval']:.4f}" if row["runs"] > 1 else ""))
         lines.append(f"| {row['name']} | {row['runs']} | " + " | ".join(cells) + " |")
-    notes = [f"- EASE: {row['ease_mode']} solve over {row['ease_songs_fitted']} songs (lambda {row['ease_l2']:g})"
+    notes = [f"- EASE: {row['ease_mode']} solve over {row['ease_songs_fitted']} songs ({row.get('ease_gb', 0):.2f} GB), "
+             f"lambda {row['ease_l2']:g}" + (" chosen on the validation targets from " + ", ".join(
+                 f"{l2} ({value:.4f})" for l2, value in row["ease_l2_valid"].items()) if row.get("ease_l2_valid") else "")
              for row in table if "ease_mode" in row]
     lines += [""] + notes if notes else []
     cold_rows = [row for row in table if "cold" in row]

@@ -5,6 +5,7 @@ The Ray Train wrapper (train/run.py) only shards the windows, wraps the model in
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -87,3 +88,19 @@ def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, 
     """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP)."""
     model.eval()
     return evaluate_scorer(model.scorer(), histories, targets, ks, batch_size, device)
+
+
+def record_epoch(state: dict, value: float, loss: float, patience: int) -> bool:
+    """Update the early-stopping state with an epoch's validation metric and training loss; True when this epoch
+    is the best so far (its weights become the best checkpoint). A diverged epoch (loss or metric NaN or
+    infinite) is never the best: training stops there, keeping the best epoch before it."""
+    diverged = not (math.isfinite(value) and math.isfinite(loss))
+    improved = not diverged and (state["best"] is None or value > state["best"])
+    if improved:
+        state.update(best=value, best_epoch=state["epoch"] + 1, epochs_without_gain=0)
+    else:
+        state["epochs_without_gain"] += 1
+    state["diverged"] = diverged
+    state["stopped"] = diverged or state["epochs_without_gain"] >= patience
+    state["epoch"] += 1
+    return improved

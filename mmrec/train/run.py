@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import time
 
@@ -29,7 +30,7 @@ from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, without_items
-from mmrec.train.loop import build_model, freeze_song_rows, model_config, train_epoch, validate
+from mmrec.train.loop import build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate
 from mmrec.train.sequences import epoch_batches, training_windows
 
 log = logging.getLogger("mmrec.train")
@@ -114,6 +115,9 @@ def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, by
         raise ArtifactError(f"{root.join('runs', name).uri}: training ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
         state = json.loads(open(f"{folder}/state.json").read())
+        if state["best"] is None:
+            raise ArtifactError(f"{root.join('runs', name).uri}: training diverged in its first epoch (loss or "
+                                "validation metric not finite); lower train.learning_rate")
         best_weights = open(f"{folder}/best.safetensors", "rb").read()
     return state, best_weights, result.checkpoint.path
 
@@ -198,7 +202,8 @@ def train_worker(loop_config: dict) -> None:
                                     "data; choose another train.run_name")
             model.load_state_dict(_load_weights(f"{folder}/model.safetensors"))
             optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
-            best_weights = open(f"{folder}/best.safetensors", "rb").read()
+            if os.path.exists(f"{folder}/best.safetensors"):
+                best_weights = open(f"{folder}/best.safetensors", "rb").read()
     state["starts"].append(state["epoch"] + 1)
     say = log.info if rank == 0 else (lambda m: None)  # (a print in a Train V2 worker reaches the driver twice)
     if len(state["starts"]) > 1:
@@ -227,20 +232,17 @@ def train_worker(loop_config: dict) -> None:
         metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(),
                    "seconds": round(time.time() - started, 2),
                    "windows_per_second": round(sum(len(w) for step in steps for w in step) / (time.time() - started), 1)}
-        value = metrics[cfg.metric]
-        improved = state["best"] is None or value > state["best"]
-        if improved:
-            state.update(best=value, best_epoch=epoch, epochs_without_gain=0)
-            best_weights = registry.weights_to_bytes(model.state_dict()) if rank == 0 else None
-        else:
-            state["epochs_without_gain"] += 1
-        state["stopped"] = state["epochs_without_gain"] >= cfg.patience
-        state["epoch"] = epoch
+        improved = record_epoch(state, metrics[cfg.metric], metrics["loss"], cfg.patience)  # epoch -> state["epoch"]
+        if improved and rank == 0:
+            best_weights = registry.weights_to_bytes(model.state_dict())
         state["history"].append(metrics)
         say(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, valid "
             + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means()) +
             f" ({metrics['seconds']:.0f} s, {metrics['windows_per_second']:.0f} windows/s)"
-            + (" *" if improved else "") + (" - stopping early" if state["stopped"] else ""))
+            + (" *" if improved else "")
+            + (" - diverged (loss or metric not finite): stopping, the best epoch stays "
+               f"{state['best_epoch'] + 1}" if state.get("diverged") else
+               " - stopping early" if state["stopped"] else ""))
         _report(rank, metrics, state, model, optimizer, best_weights)
 
 
@@ -252,7 +254,8 @@ def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weight
         checkpoint = None
         if rank == 0:
             open(f"{folder}/model.safetensors", "wb").write(registry.weights_to_bytes(model.state_dict()))
-            open(f"{folder}/best.safetensors", "wb").write(best_weights)
+            if best_weights is not None:  # None only while no epoch has been finite (a first epoch that diverged)
+                open(f"{folder}/best.safetensors", "wb").write(best_weights)
             torch.save(optimizer.state_dict(), f"{folder}/optimizer.pt")
             open(f"{folder}/state.json", "w").write(json.dumps(state))
             checkpoint = ray.train.Checkpoint.from_directory(folder)

@@ -45,6 +45,27 @@ def test_a_target_inside_the_history_is_a_miss_at_any_k():
     assert ndcg_at_k(ranks, 1000).item() == 0.0
 
 
+@pytest.mark.parametrize("broken", [float("nan"), float("inf")])
+def test_a_target_with_a_nan_or_infinite_score_is_a_miss(broken):
+    # (scores >= NaN) is all false, so a naive count gives rank -1: recall 1 and an infinite NDCG.
+    ranks = ranks_for([[0.0, 0.9, broken, 0.7, 0.1]], [[0]], [2])
+    assert ranks.tolist() == [UNREACHABLE]
+    assert recall_at_k(ranks, 500).item() == 0.0
+    assert ndcg_at_k(ranks, 500).item() == 0.0
+
+
+def test_songs_with_nan_scores_count_against_the_target():
+    ranks = ranks_for([[0.0, float("nan"), 0.5, float("nan"), 0.1]], [[0]], [2])
+    assert ranks.tolist() == [2]
+
+
+def test_a_model_scoring_everything_nan_earns_nothing():
+    scores = torch.full((3, 6), float("nan"))
+    totals = evaluate_scorer(lambda histories: scores[: len(histories)], [np.array([1]), np.array([2]),
+                             np.array([3])], np.array([4, 5, 1]), ks=(1, 5))
+    assert all(value == 0.0 for value in totals.means().values())
+
+
 def test_k_larger_than_the_catalogue_recalls_every_reachable_target():
     ranks = ranks_for([[0.0, 0.1, 0.2, 0.3, 0.4]], [[0]], [1])  # the worst eligible song
     assert ranks.tolist() == [3]

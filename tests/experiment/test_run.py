@@ -93,3 +93,15 @@ def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_loca
     for cell in cells:
         assert cell["playlists"] == 120 and 0 <= cell["metrics"]["ndcg@5"] <= 1
         assert (tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "card.json").exists()
+
+
+def test_ease_lambda_is_chosen_on_the_validation_targets(setup):
+    config = setup.model_copy(update={"experiment": setup.experiment.model_copy(
+        update={"ease_l2": (0.01, 10.0, 1e5)})})
+    outputs = experiment.run(config)
+    ease = {row["name"]: row for row in json.loads(open(outputs["json"]).read())["cells"]}["EASE"]
+    tried = ease["ease_l2_valid"]
+    assert list(tried) == ["0.01", "10", "100000"]
+    assert ease["ease_l2"] == float(max(tried, key=tried.get))  # the best validation NDCG@5 wins
+    assert len(set(tried.values())) > 1  # lambda matters on this data, so the choice is a real one
+    assert "chosen on the validation targets" in open(outputs["results"]).read()
