@@ -183,7 +183,8 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
             model, notes = tuned_ease(config, train.histories, items.num_rows, counts)
         split = read_split(root, cfg.split)
         totals = evaluate_scorer(model.score, split.histories, split.targets, config.train.ks)
-        return {"metrics": totals.means(), "playlists": totals.count, **notes}
+        parameters = len(counts) if cell["model"] == "mostpop" else int(len(model.items)) ** 2
+        return {"metrics": totals.means(), "playlists": totals.count, "parameters": parameters, **notes}
 
     from mmrec.evaluate import run as evaluate
     from mmrec.train import run as train
@@ -195,10 +196,17 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     evaluation_config = trained_config.model_copy(update={"evaluate": trained_config.evaluate.model_copy(
         update={"model": train.run_name(trained_config), "split": cfg.split, "ks": trained_config.train.ks})})
     evaluate.run(evaluation_config)
-    evaluations = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))
+    model_loc = artifacts.resolve(outputs["model"])
+    evaluations = artifacts.read_json(model_loc.join("evaluation.json"))
     evaluation = evaluations[cfg.split]
+    trained = artifacts.read_json(model_loc.join("metrics.json"))
+    epochs = len(trained["history"])
     result = {"metrics": evaluation["metrics"], "playlists": evaluation["playlists"], "model": outputs["model"],
-              "started": round(started, 2), "finished": round(time.time(), 2)}
+              "started": round(started, 2), "finished": round(time.time(), 2),
+              "epochs": epochs, "best_epoch": trained["best_epoch"] + 1,
+              # early stopping ended it (not the epoch cap) when it ran fewer epochs than allowed
+              "stopped_early": epochs < trained_config.train.epochs,
+              "parameters": artifacts.read_json(model_loc.join("card.json")).get("parameters")}
     cold = evaluations.get(f"{cfg.split}_cold")
     if cold and cold.get("playlists"):
         result["cold"] = cold
@@ -274,6 +282,12 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
             extra["cold"] = {"playlists": cold_runs[0]["playlists"], "songs_held_out": cold_runs[0]["songs_held_out"],
                              **{who: {k: float(np.mean([c[who][k] for c in cold_runs])) for k in cold_runs[0][who]}
                                 for who in ("model", "popularity", "random")}}
+        if runs[0].get("parameters") is not None:
+            extra["parameters"] = runs[0]["parameters"]
+        if "epochs" in runs[0]:  # trained cells: epochs to early stopping over the seeds
+            extra["epochs"] = [r["epochs"] for r in runs]
+            extra["best_epochs"] = [r["best_epoch"] for r in runs]
+            extra["stopped_early"] = all(r.get("stopped_early", True) for r in runs)
         table.append({"name": cell["name"], "model": cell["model"], "train": cell["train"], "runs": len(runs),
                       "metrics": metrics, **extra})
     return table
@@ -282,13 +296,19 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
 def results_markdown(table: list[dict], cfg) -> str:
     keys = list(table[0]["metrics"])
     lines = [f"# Results on the {cfg.split} targets (mean ± 95% interval over seeds)", "",
-             "| model | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+             "| model | runs | " + " | ".join(keys) + " | parameters | epochs: best / run |",
+             "|---|---|" + "---|" * len(keys) + "---|---|"]
     for row in table:
         cells = []
         for key in keys:
             value = row["metrics"][key]
             cells.append(f"{value['mean']:.4f}" + (f" ± {value['interval']:.4f}" if row["runs"] > 1 else ""))
-        lines.append(f"| {row['name']} | {row['runs']} | " + " | ".join(cells) + " |")
+        size = f"{row['parameters']:,}" if row.get("parameters") is not None else "-"
+        epochs = "-"
+        if "epochs" in row:
+            epochs = ", ".join(f"{b} / {e}" for b, e in zip(row["best_epochs"], row["epochs"]))
+            epochs += "" if row["stopped_early"] else " (epoch cap reached)"
+        lines.append(f"| {row['name']} | {row['runs']} | " + " | ".join(cells) + f" | {size} | {epochs} |")
     notes = [f"- EASE: {row['ease_mode']} solve over {row['ease_songs_fitted']} songs ({row.get('ease_gb', 0):.2f} GB), "
              f"lambda {row['ease_l2']:g}" + (" chosen on the validation targets from " + ", ".join(
                  f"{l2} ({value:.4f})" for l2, value in row["ease_l2_valid"].items()) if row.get("ease_l2_valid") else "")

@@ -39,7 +39,7 @@ class ItemRepresentation(nn.Module):
     """Rows 0..N of the item table, (N + 1, hidden): projected content (+ an ID embedding), LayerNorm."""
 
     def __init__(self, num_items: int, hidden: int, content: torch.Tensor | None, projection: str,
-                 id_embedding: bool, content_trainable: bool):
+                 id_embedding: bool, content_trainable: bool, normalise: bool = True):
         super().__init__()
         if content is None and not id_embedding:
             raise ValueError("an item representation needs content, an ID embedding, or both")
@@ -54,7 +54,9 @@ class ItemRepresentation(nn.Module):
             nn.init.normal_(self.ids.weight, std=0.02)
             with torch.no_grad():
                 self.ids.weight[PADDING].zero_()
-        self.norm = nn.LayerNorm(hidden)
+        # LayerNorm puts content and IDs on one scale, but gives every song the same norm; without it a song's
+        # norm is free to carry its popularity, as in RecBole's SASRec.
+        self.norm = nn.LayerNorm(hidden) if normalise else nn.Identity()
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows `ids` (U,) of the item table, (U, H), computed for those songs only (what a sampled-softmax step
@@ -164,6 +166,7 @@ class BERT4RecConfig:
     projection: Literal["linear", "mlp"] = "linear"
     id_embedding: bool = True
     content_trainable: bool = True  # fine-tuned (the report found frozen worse)
+    item_norm: bool = True  # LayerNorm on item rows (every song the same norm); False: free norms, logit scale 1
     loss: Literal["full", "sampled"] = "full"
     negatives: int = 1024  # sampled softmax: shared negatives per batch
     extra: dict = field(default_factory=dict)  # free-form notes kept with the weights (never read by the model)
@@ -197,7 +200,7 @@ class BERT4Rec(nn.Module):
             streams = [(torch.cat(tables, dim=1) if tables else None, config.id_embedding)]
         self.items = nn.ModuleList(
             ItemRepresentation(config.num_items, config.hidden, table, config.projection, use_ids,
-                               config.content_trainable) for table, use_ids in streams)
+                               config.content_trainable, config.item_norm) for table, use_ids in streams)
         self.encoders = nn.ModuleList(
             SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
                             causal=config.architecture == "sasrec")
@@ -206,7 +209,7 @@ class BERT4Rec(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden) if len(streams) > 1 else nn.Identity()
         # Hidden states and item rows are both layer-normalised (norm about sqrt(H)), so raw dot products start
         # near +-H and the first epochs would fight saturated softmaxes; a learned scale starts them at 1/sqrt(H).
-        self.logit_scale = nn.Parameter(torch.tensor(config.hidden ** -0.5))
+        self.logit_scale = nn.Parameter(torch.tensor(config.hidden ** -0.5 if config.item_norm else 1.0))
         # Sampled softmax draws negatives from this distribution (uniform unless set from song counts).
         self.register_buffer("sampling_probabilities", torch.full((config.num_items,), 1.0 / config.num_items),
                              persistent=False)

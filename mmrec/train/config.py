@@ -28,6 +28,9 @@ class TrainConfig(StrictConfig):
     )
     projection: Literal["linear", "mlp"] = Field("linear", description="content vector -> hidden size")
     id_embedding: bool = Field(True, description="add a learned ID embedding to the content (always on when ID-only)")
+    item_norm: bool = Field(
+        True, description="LayerNorm on every song's representation (one norm for all songs); false lets a song's "
+        "norm carry its popularity, as RecBole's SASRec does")
     content_trainable: bool = Field(True, description="fine-tune the content tables (frozen was worse in the report)")
     hidden: int = Field(64, ge=8, description="hidden size (a multiple of heads)")
     layers: int = Field(2, ge=1, description="transformer layers")
@@ -50,8 +53,14 @@ class TrainConfig(StrictConfig):
     last_only_share: float = Field(
         0.25, ge=0, le=1, description="share of windows with only the last song masked (the inference condition)"
     )
+    windows: Literal["recent", "sliding"] = Field(
+        "recent", description="training windows: the most recent windows_per_playlist non-overlapping windows of each "
+        "history, or sliding windows that make every song of a history a next-song target once, each after at least "
+        "max_length - window_stride songs of context (RecBole's every-prefix training, one pass per window)")
+    window_stride: int = Field(
+        0, ge=0, description="for windows=sliding: songs between the ends of consecutive windows (0 = max_length // 2)")
     windows_per_playlist: int = Field(
-        1, ge=1, description="most recent non-overlapping windows of max_length taken from each training history"
+        1, ge=1, description="for windows=recent: most recent non-overlapping windows of max_length per history"
     )
     metric: str = Field("ndcg@20", description="validation metric for early stopping and the best checkpoint")
     ks: tuple[int, ...] = Field((20, 500), description="cut-offs of Recall@k and NDCG@k")
@@ -81,6 +90,9 @@ class TrainConfig(StrictConfig):
         names = {f"{m}@{k}" for m in ("recall", "ndcg") for k in self.ks}
         if self.metric not in names:
             raise ValueError(f"train.metric {self.metric!r} is not one of {sorted(names)} (from train.ks)")
+        if self.window_stride >= self.max_length:
+            raise ValueError(f"train.window_stride ({self.window_stride}) must be below train.max_length "
+                             f"({self.max_length})")
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"train.modalities lists a modality twice: {list(self.modalities)}")
         return self

@@ -15,7 +15,7 @@ from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmrec.models.sasrec import build
 from mmrec.train.config import TrainConfig
-from mmrec.train.sequences import cloze_batch, next_song_batch
+from mmrec.train.sequences import cloze_batch, next_song_batch, sliding_windows, training_windows
 
 
 def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int]) -> BERT4RecConfig:
@@ -24,6 +24,7 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
         dropout=cfg.dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
         content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
         id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
+        item_norm=cfg.item_norm,
         loss=cfg.loss, negatives=cfg.negatives,
     )
 
@@ -55,17 +56,27 @@ def freeze_song_rows(model: BERT4Rec, songs: np.ndarray) -> None:
             items.content.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
 
 
+def windows_for_training(histories: list[np.ndarray], cfg: TrainConfig) -> tuple[list[np.ndarray], np.ndarray]:
+    """The training windows of these histories (train.windows) and, per window, the position of its first
+    next-song target (SASRec; earlier positions are context only)."""
+    if cfg.windows == "sliding":
+        return sliding_windows(histories, cfg.max_length, cfg.window_stride or cfg.max_length // 2)
+    windows = training_windows(histories, cfg.max_length, cfg.windows_per_playlist)
+    return windows, np.ones(len(windows), np.int64)
+
+
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[list[np.ndarray]],
                 cfg: TrainConfig, mask_token: int, rng: np.random.Generator, device: torch.device,
-                progress=None) -> float:
+                progress=None, label_from: list[np.ndarray] | None = None) -> float:
     """One pass over this worker's batches (lists of windows, in this epoch's order); the mean loss. `model` may
-    be DDP-wrapped: its forward(tokens, labels) returns the loss. `progress` hears how it goes every 30 s."""
+    be DDP-wrapped: its forward(tokens, labels) returns the loss. `label_from` (per batch, per window) marks where
+    a sliding window's next-song targets start. `progress` hears how it goes every 30 s."""
     model.train()
     total, steps, seen = 0.0, 0, 0
     started = last_said = time.time()
     for number, windows in enumerate(batches):
         if cfg.architecture == "sasrec":
-            tokens, labels = next_song_batch(windows, cfg.max_length)
+            tokens, labels = next_song_batch(windows, cfg.max_length, None if label_from is None else label_from[number])
         else:
             tokens, labels = cloze_batch(windows, cfg.max_length, mask_token, cfg.mask_probability,
                                          cfg.last_only_share, rng)

@@ -30,8 +30,9 @@ from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, without_items
-from mmrec.train.loop import build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate
-from mmrec.train.sequences import epoch_batches, training_windows
+from mmrec.train.loop import (build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate,
+                              windows_for_training)
+from mmrec.train.sequences import epoch_batches
 
 log = logging.getLogger("mmrec.train")
 
@@ -210,7 +211,7 @@ def train_worker(loop_config: dict) -> None:
         say(f"resumed from the checkpoint of epoch {state['epoch'] + 1}")
 
     ddp_model = ray.train.torch.prepare_model(model)  # DDP when world > 1; `model` stays the unwrapped module
-    windows = training_windows(without_items(train.histories, cold), cfg.max_length, cfg.windows_per_playlist)
+    windows, label_from = windows_for_training(without_items(train.histories, cold), cfg)
     lengths = np.array([len(w) for w in windows])
     if len(windows) < world:
         raise ArtifactError(f"{len(windows)} training windows cannot be shared by {world} workers")
@@ -224,7 +225,8 @@ def train_worker(loop_config: dict) -> None:
         mine = [[windows[i] for i in step[rank]] for step in steps]
         loss = train_epoch(ddp_model, optimizer, mine, cfg, bert_config.mask_token,
                            np.random.default_rng([cfg.seed, epoch, rank]), device,
-                           progress=lambda m: say(f"epoch {epoch + 1}: {m}"))
+                           progress=lambda m: say(f"epoch {epoch + 1}: {m}"),
+                           label_from=[label_from[step[rank]] for step in steps])
         totals = validate(model, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
                           cfg.eval_batch_size, device)
         summed = _sum_over_workers(np.append(totals.as_vector(), loss), device)

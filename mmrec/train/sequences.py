@@ -27,6 +27,30 @@ def training_windows(histories: list[np.ndarray], max_length: int, windows_per_p
     return windows
 
 
+def sliding_windows(histories: list[np.ndarray], max_length: int, stride: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Windows that together label every song of every history once as a next-song target, each with at least
+    max_length - stride songs of context before it (or its whole past, near the start): windows of max_length
+    ending at the newest song, then `stride` songs earlier, and so on back to the first song. Returns the windows
+    and, per window, the position of its first labelled target (the earlier positions are context a more recent
+    window does not have; their targets were labelled by the window before, with more context). RecBole-style
+    training on every prefix, at one transformer pass per window instead of one per target."""
+    if not 1 <= stride < max_length:
+        raise ValueError(f"stride must be in [1, max_length - 1], got {stride} with max_length {max_length}")
+    windows, label_from = [], []
+    for history in histories:
+        end = len(history)
+        while end >= 2:
+            start = max(0, end - max_length)
+            windows.append(history[start:end])
+            # Targets in the last `stride` positions are new (the next window back ends `stride` songs earlier);
+            # the oldest window labels everything from its second song.
+            label_from.append(1 if start == 0 else max(1, end - stride - start))
+            if start == 0:
+                break
+            end -= stride
+    return windows, np.array(label_from, dtype=np.int64)
+
+
 def left_pad(sequences: list[np.ndarray], length: int, padding: int = 0) -> np.ndarray:
     """(B, length) int64: each sequence's last `length` entries, right-aligned, padding on the left."""
     out = np.full((len(sequences), length), padding, dtype=np.int64)
@@ -82,8 +106,13 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     return [steps[i] for i in rng.permutation(len(steps))]
 
 
-def next_song_batch(windows: list[np.ndarray], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+def next_song_batch(windows: list[np.ndarray], max_length: int,
+                    label_from: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """SASRec's (tokens, labels), both (B, T): tokens are each window but its last song, labels the song that
-    follows each position (0 under padding); left-padded, trimmed to the longest window."""
+    follows each position (0 under padding); left-padded, trimmed to the longest window. With `label_from` (B,)
+    (from sliding_windows), window i's songs before position label_from[i] are context only, not targets."""
     length = min(max_length, max(len(w) for w in windows)) - 1
-    return left_pad([w[:-1] for w in windows], length), left_pad([w[1:] for w in windows], length)
+    targets = [w[1:] for w in windows]
+    if label_from is not None:
+        targets = [np.concatenate([np.zeros(f - 1, t.dtype), t[f - 1:]]) for t, f in zip(targets, label_from)]
+    return left_pad([w[:-1] for w in windows], length), left_pad(targets, length)

@@ -53,6 +53,7 @@ def test_baselines_fill_the_table_and_ease_finds_the_planted_partner(setup, tmp_
     assert table["EASE"]["metrics"]["recall@1"]["mean"] > 0.9  # the partner of the second-last song
     assert table["MostPop"]["metrics"]["recall@1"]["mean"] < 0.5
     assert table["EASE"]["ease_mode"] == "dense"
+    assert table["EASE"]["parameters"] == 20 * 20 and table["MostPop"]["parameters"] == 20
     markdown = open(outputs["results"]).read()
     assert "| EASE | 1 |" in markdown and "dense solve over 20 songs" in markdown
     assert (tmp_path / "reports" / "grid" / "results.png").stat().st_size > 1000
@@ -93,6 +94,10 @@ def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_loca
     for cell in cells:
         assert cell["playlists"] == 120 and 0 <= cell["metrics"]["ndcg@5"] <= 1
         assert (tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "card.json").exists()
+        assert cell["epochs"] == 2 and 1 <= cell["best_epoch"] <= 2 and not cell["stopped_early"]  # the cap
+        assert cell["parameters"] > 16 * 20  # at least the ID table
+    markdown = (tmp_path / "reports" / "two" / "results.md").read_text()
+    assert "(epoch cap reached)" in markdown and "parameters" in markdown
 
 
 def test_ease_lambda_is_chosen_on_the_validation_targets(setup):

@@ -226,3 +226,17 @@ def test_a_scorer_with_its_tables_computed_once_scores_like_score():
     model = BERT4Rec(tiny(modalities=("fused",), content_dims=(6,)), {"fused": content()}).eval()
     histories = torch.tensor([[0, 3, 4, 5], [1, 2, 3, 4]])
     assert torch.allclose(model.scorer()(histories), model.score(histories), atol=1e-6)
+
+
+def test_without_item_norm_song_norms_are_free_and_the_logit_scale_starts_at_one():
+    torch.manual_seed(0)
+    normed = BERT4Rec(tiny(modalities=("fused",), content_dims=(6,)), {"fused": content()})
+    free = BERT4Rec(tiny(modalities=("fused",), content_dims=(6,), item_norm=False), {"fused": content()})
+    rows = lambda model: model.item_table()[1:].detach().norm(dim=1)  # noqa: E731
+    assert rows(normed).std() < 1e-3 * rows(normed).mean()  # LayerNorm: one norm for every song
+    assert rows(free).std() > 0.1 * rows(free).mean()
+    assert free.logit_scale.item() == 1.0 and normed.logit_scale.item() == pytest.approx(16 ** -0.5)
+    assert torch.isfinite(free.eval().score(torch.tensor([[0, 1, 2, 3]]))[:, 1:]).all()
+    # Models registered before the setting existed load with it on.
+    old = {k: v for k, v in tiny().to_dict().items() if k != "item_norm"}
+    assert BERT4RecConfig.from_dict(old).item_norm is True

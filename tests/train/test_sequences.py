@@ -1,6 +1,7 @@
 """Training windows and cloze batches."""
 
 import numpy as np
+import pytest
 
 from mmrec.train.sequences import cloze_batch, epoch_batches, left_pad, training_windows
 
@@ -48,3 +49,29 @@ def test_epoch_batches_give_every_worker_the_same_steps_of_similar_lengths():
     assert spread < 10  # sorted within chunks: far below the ~48 of random batches
     again = epoch_batches(lengths, 16, np.random.default_rng(1), 2, 10)
     assert all((a[0] == b[0]).all() for a, b in zip(steps, again))  # the same on every worker
+
+
+def test_sliding_windows_label_every_target_once_with_enough_context():
+    from mmrec.train.sequences import next_song_batch, sliding_windows
+
+    rng = np.random.default_rng(0)
+    histories = [rng.permutation(np.arange(1, n + 1)) for n in (1, 2, 5, 7, 12, 31)]
+    windows, label_from = sliding_windows(histories, max_length=6, stride=2)
+    tokens, labels = next_song_batch(windows, 6, label_from)
+    # Every song but each history's first is a target exactly once (songs are unique within a history here).
+    expected = sorted(int(song) for h in histories for song in h[1:])
+    assert sorted(labels[labels > 0].tolist()) == expected
+    # Each labelled target follows at least max_length - stride songs, or all of its history.
+    for row in range(len(windows)):
+        for position in np.flatnonzero(labels[row]):
+            context = tokens[row, : position + 1]
+            history = next(h for h in histories if labels[row, position] in h)
+            assert (context > 0).sum() >= min(4, int(np.flatnonzero(history == labels[row, position])[0]))
+    assert all(len(w) <= 6 for w in windows) and all(len(w) >= 2 for w in windows)
+
+
+def test_sliding_windows_reject_a_stride_that_would_skip_targets():
+    from mmrec.train.sequences import sliding_windows
+
+    with pytest.raises(ValueError, match="stride"):
+        sliding_windows([np.arange(1, 10)], max_length=5, stride=5)

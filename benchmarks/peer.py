@@ -1,0 +1,221 @@
+"""mmrec against a real peer in the same run: RecBole's SASRec and mmrec's models on one prepared split.
+
+    .venv/bin/python benchmarks/peer.py                                  # the demo corpus (configs/demo.yaml)
+    .venv/bin/python benchmarks/peer.py --input /data/mpd/data --root /data/mmrec-peer   # any MPD-format folder
+    .venv/bin/python benchmarks/peer.py --set train.hidden=128 --recbole-epochs 100      # other sizes, budgets
+
+1. The prepared split (prepare, and embed when a multimodal model is asked for) comes from the config, run only
+   where its artifacts are missing. With --input, the folder (or s3:// prefix) is prepared under --root; embed then
+   needs modality sources in the config (`embed.*`), or `--modalities ""` compares ID-only models alone.
+2. The split is written as RecBole benchmark files (train/valid/test already split, one row per training target
+   with its previous <= 50 songs, as RecBole's own augmentation makes them), so RecBole cannot move validation
+   songs into training; splits.json keeps every valid/test playlist's whole history.
+3. RecBole 1.2.1 runs in its own virtual environment (benchmarks/.venv-recbole; it needs numpy 1.26, pandas < 2.2
+   and setuptools < 81), made on first use: SASRec at the same size (hidden 64, 2 layers, 2 heads, max length 50,
+   full softmax) to early stopping on validation NDCG@20, both validation and test excluding each playlist's
+   whole history as mmrec does, and its test metrics computed by mmrec's own metric code (benchmarks/peer_recbole.py).
+4. mmrec trains SASRec (IDs) and its multimodal SASRec (--modalities, all four by default) to early stopping on
+   the same split, with the same patience, and `mmrec evaluate` scores them on the test targets.
+5. The table: NDCG/Recall@20 and @500, epochs (best / run), parameters, time, and each model's ratio to RecBole
+   on NDCG@20 and Recall@20. Goals: mmrec SASRec (IDs) >= 1.0x, the multimodal model >= 1.1x. Written to
+   <root>/reports/peer/results.{md,json} and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RECBOLE_VENV = REPO / "benchmarks" / ".venv-recbole"
+RECBOLE_PACKAGES = ["recbole==1.2.1", "numpy==1.26.4", "pandas<2.2", "setuptools<81", "torch>=2.4,<2.14"]
+MAX_LENGTH = 50
+MODALITIES = ("audio", "lyrics", "album_art", "artist_bio")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
+    parser.add_argument("--input", default="", help="an MPD-format folder or s3:// prefix (default: the config's)")
+    parser.add_argument("--root", default="", help="artifact root (default: the config's)")
+    parser.add_argument("--modalities", default=",".join(MODALITIES),
+                        help="the multimodal model's modalities, comma-separated ('' = ID-only models only)")
+    parser.add_argument("--epochs", type=int, default=200, help="most epochs for every trained model")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience for every trained model")
+    parser.add_argument("--recbole-epochs", type=int, default=0, help="RecBole's most epochs (default: --epochs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-recbole", action="store_true", help="reuse the last RecBole result in the report folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every stage, e.g. --set train.hidden=128")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from mmrec import artifacts
+    from mmrec.config import load_config
+
+    overrides = dict(item.split("=", 1) for item in args.set)
+    if args.root:
+        overrides["artifact_root"] = args.root
+    if args.input:
+        overrides["prepare.input"] = args.input
+    overrides.update({"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed,
+                      "train.valid_playlists": 0})
+    config = load_config(args.config, overrides)
+    modalities = tuple(m for m in args.modalities.split(",") if m)
+    root = artifacts.resolve(config.artifact_root)
+    out = root.join("reports", "peer")
+    say(f"artifact root {root.uri}")
+
+    prepare_if_missing(config, with_embeddings=bool(modalities), demo=not args.input)
+    work = Path(config.artifact_root if "://" not in root.uri else "/tmp/mmrec-peer") / "peer-recbole"
+    if args.skip_recbole and out.join("recbole.json").exists():
+        recbole = artifacts.read_json(out.join("recbole.json"))
+        say("RecBole: the last result kept (--skip-recbole)")
+    else:
+        export_recbole(config.artifact_root, work)
+        recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, args.seed,
+                              config.train.hidden, config.train.layers, config.train.heads)
+        artifacts.write_json(out.join("recbole.json"), recbole)
+
+    rows = [recbole]
+    cells = [("mmrec SASRec (IDs)", {"architecture": "sasrec", "modalities": []})]
+    if modalities:
+        cells.append((f"mmrec SASRec + {' + '.join(modalities)}", {"architecture": "sasrec", "modalities": modalities}))
+    for name, train_overrides in cells:
+        rows.append(train_and_evaluate(config, name, train_overrides))
+    markdown = report(rows, config)
+    artifacts.write_text(out.join("results.md"), markdown)
+    artifacts.write_json(out.join("results.json"), artifacts.card(rows=rows))
+    print(markdown, flush=True)
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} peer: {message}", flush=True)
+
+
+# --- the split, once ---------------------------------------------------------------------------------------
+
+def prepare_if_missing(config, with_embeddings: bool, demo: bool) -> None:
+    """Run demo-data/prepare/embed where their artifacts are missing (each stage also runs alone as mmrec <stage>)."""
+    from mmrec import artifacts, pipeline
+
+    root = artifacts.resolve(config.artifact_root)
+    stages = []
+    if not root.join("data", "card.json").exists():
+        stages += (["demo-data"] if demo else []) + ["prepare"]
+    if with_embeddings and not root.join("embeddings", "card.json").exists():
+        stages.append("embed")
+    if stages:
+        say(f"running {', '.join(stages)}")
+        pipeline.run(config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"stages": tuple(stages)})}))
+
+
+def export_recbole(root: str, folder: Path) -> None:
+    """RecBole benchmark files of the prepared split (written to a temporary folder, then moved into place)."""
+    from mmrec.train.data import read_split
+
+    splits = {name: read_split(root, name) for name in ("train", "valid", "test")}
+    temporary = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(temporary, ignore_errors=True)
+    (temporary / "mmrec").mkdir(parents=True)
+    header = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
+    with open(temporary / "mmrec" / "mmrec.train.inter", "w") as file:
+        file.write(header)
+        for pid, history in zip(splits["train"].pids, splits["train"].histories):
+            for t in range(1, len(history)):  # every target of the history, after its previous <= 50 songs
+                file.write(f"{pid}\t{' '.join(map(str, history[max(0, t - MAX_LENGTH):t]))}\t{history[t]}\n")
+    for name in ("valid", "test"):
+        split = splits[name]
+        with open(temporary / "mmrec" / f"mmrec.{name}.inter", "w") as file:
+            file.write(header)
+            for pid, history, target in zip(split.pids, split.histories, split.targets):
+                file.write(f"{pid}\t{' '.join(map(str, history[-MAX_LENGTH:]))}\t{target}\n")
+    with open(temporary / "splits.json", "w") as file:
+        json.dump({name: {"pids": splits[name].pids.tolist(), "histories": [h.tolist() for h in splits[name].histories],
+                          "targets": splits[name].targets.tolist()} for name in ("valid", "test")}, file)
+    shutil.rmtree(folder, ignore_errors=True)
+    temporary.rename(folder)
+    say(f"RecBole benchmark files in {folder} ({sum(len(h) - 1 for h in splits['train'].histories):,} training rows)")
+
+
+# --- RecBole -----------------------------------------------------------------------------------------------
+
+def recbole_python() -> Path:
+    """The RecBole venv's python, made on first use."""
+    python = RECBOLE_VENV / "bin" / "python"
+    stamp = RECBOLE_VENV / ".installed"
+    if not stamp.exists():
+        say(f"creating {RECBOLE_VENV} (RecBole 1.2.1 and its pins; a few minutes, once)")
+        subprocess.run([sys.executable, "-m", "venv", str(RECBOLE_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RECBOLE_PACKAGES], check=True)
+        stamp.write_text(" ".join(RECBOLE_PACKAGES) + "\n")
+    return python
+
+
+def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int, layers: int, heads: int) -> dict:
+    result_file = folder / "recbole-result.json"
+    command = [str(recbole_python()), str(REPO / "benchmarks" / "peer_recbole.py"), str(folder), "--out",
+               str(result_file), "--epochs", str(epochs), "--patience", str(patience), "--seed", str(seed),
+               "--hidden", str(hidden), "--layers", str(layers), "--heads", str(heads)]
+    say("RecBole SASRec: training to early stopping")
+    subprocess.run(command, check=True)
+    return json.loads(result_file.read_text())
+
+
+# --- mmrec -------------------------------------------------------------------------------------------------
+
+def train_and_evaluate(config, name: str, train_overrides: dict) -> dict:
+    from mmrec import artifacts
+    from mmrec.evaluate import run as evaluate
+    from mmrec.train import run as train
+
+    cell = config.model_copy(update={"train": config.train.model_copy(update={**train_overrides, "run_name": ""})})
+    cell = cell.model_validate(cell.model_dump())  # re-check the merged settings
+    started = time.time()
+    say(f"{name}: training to early stopping")
+    model_uri = train.registered_already(cell) or train.run(cell)["model"]
+    seconds = time.time() - started
+    evaluate.run(cell.model_copy(update={"evaluate": cell.evaluate.model_copy(
+        update={"model": train.run_name(cell), "split": "test", "ks": (20, 500)})}))
+    loc = artifacts.resolve(model_uri)
+    metrics, card = artifacts.read_json(loc.join("metrics.json")), artifacts.read_json(loc.join("card.json"))
+    evaluation = artifacts.read_json(loc.join("evaluation.json"))["test"]
+    return {"model": name, "metrics": evaluation["metrics"], "playlists": evaluation["playlists"],
+            "epochs": len(metrics["history"]), "best_epoch": metrics["best_epoch"] + 1,
+            "parameters": card["parameters"], "seconds": round(seconds, 1), "run": train.run_name(cell)}
+
+
+# --- the table ---------------------------------------------------------------------------------------------
+
+def report(rows: list[dict], config) -> str:
+    peer = rows[0]["metrics"]
+    lines = ["# mmrec against RecBole's SASRec on one split (test targets, whole history excluded)", "",
+             f"Artifact root `{config.artifact_root}`; every model trained to early stopping (patience "
+             f"{config.train.patience}) on validation NDCG@20.", "",
+             "| model | NDCG@20 | Recall@20 | NDCG@500 | Recall@500 | x RecBole NDCG@20 | x RecBole Recall@20 "
+             "| epochs (best / run) | parameters | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        m = row["metrics"]
+        lines.append(f"| {row['model']} | {m['ndcg@20']:.4f} | {m['recall@20']:.4f} | {m['ndcg@500']:.4f} | "
+                     f"{m['recall@500']:.4f} | {m['ndcg@20'] / peer['ndcg@20']:.2f}x | "
+                     f"{m['recall@20'] / peer['recall@20']:.2f}x | {row['best_epoch']} / {row['epochs']} | "
+                     f"{row['parameters']:,} | {row['seconds'] / 60:.1f} |")
+    goals = []
+    for row, goal in zip(rows[1:], (1.0, 1.1)):
+        ratio = row["metrics"]["ndcg@20"] / peer["ndcg@20"]
+        goals.append(f"- {row['model']}: {ratio:.2f}x RecBole on NDCG@20 (goal >= {goal:.1f}x: "
+                     f"{'met' if ratio >= goal else 'NOT met'})")
+    return "\n".join(lines + [""] + goals) + "\n"
+
+
+if __name__ == "__main__":
+    main()
