@@ -28,13 +28,14 @@ from mmrec.artifacts import ArtifactError
 from mmrec.config import ConfigError, MMRecConfig
 from mmrec.evaluate.metrics import evaluate_scorer
 from mmrec.experiment.stats import mean_and_interval
+from mmrec.models.content_knn import ContentKNN
 from mmrec.models.ease import EASE
 from mmrec.models.popularity import MostPopular
 from mmrec.train.config import TrainConfig
-from mmrec.train.data import read_items, read_split
+from mmrec.train.data import read_content, read_items, read_split
 
 log = logging.getLogger("mmrec.experiment")
-BASELINES = ("mostpop", "ease")
+BASELINES = ("mostpop", "ease", "content_knn", "oracle")  # untrained scorers: one run, no seeds
 
 
 def read_grid(path: str) -> list[dict]:
@@ -55,7 +56,7 @@ def read_grid(path: str) -> list[dict]:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (valid: name, model, train)")
         model = cell.get("model", "train")
         if model not in (*BASELINES, "train"):
-            raise ConfigError(f"{where}: model {model!r} is not one of mostpop, ease, train")
+            raise ConfigError(f"{where}: model {model!r} is not one of {', '.join(BASELINES)}, train")
         if cell["name"] in names:
             raise ConfigError(f"{where}: the name {cell['name']!r} is used twice")
         names.add(cell["name"])
@@ -177,13 +178,25 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
         counts = np.zeros(items.num_rows, np.int64)
         counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
         train = read_split(root, "train")
+        notes, parameters = {}, 0  # untrained scorers learn no parameters but popularity and EASE's weights
         if cell["model"] == "mostpop":
-            model, notes = MostPopular(counts), {}
-        else:
+            model, parameters = MostPopular(counts), len(counts)
+        elif cell["model"] == "ease":
             model, notes = tuned_ease(config, train.histories, items.num_rows, counts)
+            parameters = int(len(model.items)) ** 2
+        elif cell["model"] == "content_knn":
+            modalities = cell["train"].get("modalities", config.train.modalities)
+            model = ContentKNN([read_content(root, m).for_items(items.num_rows, f"embeddings/{m}.parquet")
+                                for m in modalities])
+            notes = {"modalities": list(modalities)}
+        else:
+            from mmrec.demo.oracle import GenrePopularityOracle, read_song_genres
+            from mmrec.demo.run import corpus_location
+
+            genres = read_song_genres(corpus_location(config).uri, items.sort_by("item_idx")["track_uri"].to_pylist())
+            model, parameters = GenrePopularityOracle(genres, counts), len(counts)
         split = read_split(root, cfg.split)
         totals = evaluate_scorer(model.score, split.histories, split.targets, config.train.ks)
-        parameters = len(counts) if cell["model"] == "mostpop" else int(len(model.items)) ** 2
         return {"metrics": totals.means(), "playlists": totals.count, "parameters": parameters, **notes}
 
     from mmrec.evaluate import run as evaluate

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mmrec import artifacts
-from mmrec.artifacts import ITEMS_SCHEMA, SPLIT_SCHEMA
+from mmrec.artifacts import ITEMS_SCHEMA, SPLIT_SCHEMA, ArtifactError
 from mmrec.config import ConfigError, load_config
 from mmrec.experiment import run as experiment
 
@@ -110,3 +110,11 @@ def test_ease_lambda_is_chosen_on_the_validation_targets(setup):
     assert ease["ease_l2"] == float(max(tried, key=tried.get))  # the best validation NDCG@5 wins
     assert len(set(tried.values())) > 1  # lambda matters on this data, so the choice is a real one
     assert "chosen on the validation targets" in open(outputs["results"]).read()
+
+
+def test_the_oracle_row_needs_the_demo_corpus_hidden_genres(setup, tmp_path):
+    grid = tmp_path / "oracle.yaml"
+    grid.write_text("cells:\n  - {name: Oracle, model: oracle}\n")
+    config = setup.model_copy(update={"experiment": setup.experiment.model_copy(update={"grid": str(grid)})})
+    with pytest.raises(ArtifactError, match=r"hidden/song_genres.csv: not found"):
+        experiment.run(config)

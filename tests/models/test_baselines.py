@@ -80,3 +80,25 @@ def test_sasrec_learns_a_deterministic_next_song():
         train_epoch(model, optimizer, [[windows[i] for i in s[0]] for s in steps], cfg, 13, rng, torch.device("cpu"))
     scores = model.eval().score(torch.tensor([[0, 3, 4, 5], [0, 0, 8, 9]]))
     assert scores.argmax(dim=1).tolist() == [6, 10]
+
+
+def test_content_knn_ranks_the_songs_nearest_the_history_first():
+    from mmrec.models.content_knn import ContentKNN
+
+    table = np.zeros((7, 2), np.float32)
+    table[1:] = [[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0], [0, 0]]  # song 6 has no content (zeros)
+    scores = ContentKNN([table]).score(torch.tensor([[0, 1]]))[0]
+    assert torch.isneginf(scores[0])
+    assert scores[1:].argsort(descending=True)[:2].tolist() == [0, 1]  # song 1 itself, then its neighbour 2
+    assert scores[5] < scores[6] == 0.0 < scores[4]
+
+
+def test_the_oracle_ranks_by_the_historys_genre_share_times_popularity_within_the_genre():
+    from mmrec.demo.oracle import GenrePopularityOracle
+
+    genres = np.array([0, 0, 0, 1, 1, 2])  # songs 1..6
+    counts = np.array([9, 4, 0, 19, 9, 99])
+    scores = GenrePopularityOracle(genres, counts).score(torch.tensor([[0, 1, 2, 4]]))[0]  # 2/3 genre 0, 1/3 genre 1
+    # genre 0 plays (+1 each) 10, 5, 1 of 16; genre 1: 20, 10 of 30 -> 2/3*10/16 = .417 > 1/3*20/30 = .222 > ...
+    assert scores[1:].argsort(descending=True).tolist()[:5] == [0, 3, 1, 4, 2]
+    assert scores[6] < scores[3]  # the most played song, of a genre the history never touched, comes last
