@@ -21,7 +21,7 @@ from mmrec.train.sequences import cloze_batch, next_song_batch, sliding_windows,
 def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int]) -> BERT4RecConfig:
     return BERT4RecConfig(
         num_items=num_items, architecture=cfg.architecture, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_length=cfg.max_length,
-        dropout=cfg.dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
+        dropout=cfg.model_dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
         content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
         id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
         item_norm=cfg.item_norm,

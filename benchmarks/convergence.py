@@ -1,0 +1,110 @@
+"""How fast and how far training settings learn: validation NDCG@20 per epoch, side by side, in one run.
+
+    .venv/bin/python benchmarks/convergence.py '{"windows": "recent"}' '{"windows": "sliding"}'
+    .venv/bin/python benchmarks/convergence.py --base '{"architecture": "bert4rec"}' '{"dropout": 0.2}' '{"dropout": 0.5}'
+
+Each argument is a set of `train` overrides on top of --base (SASRec, ID-only, by default) and the config's train
+section; every variant trains mmrec's core in this process (no Ray: one worker, so `batch_size` is the global
+batch), on the prepared split under the config's artifact root (run `make demo` first), to early stopping on the
+validation targets or --minutes. Prints each epoch and a table of the best validation NDCG@20, the epoch it came
+at, the epochs run and the time; writes the curves as a PNG (--plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mmrec.config import load_config  # noqa: E402
+from mmrec.train.data import read_content, read_items, read_split, sample_rows  # noqa: E402
+from mmrec.train.loop import (build_model, model_config, record_epoch, train_epoch, validate,  # noqa: E402
+                              windows_for_training)
+from mmrec.train.sequences import epoch_batches  # noqa: E402
+
+
+def train_variant(config, minutes: float, say) -> dict:
+    cfg, root = config.train, config.artifact_root
+    items = read_items(root)
+    num_items = items.num_rows
+    contents = {m: read_content(root, m).for_items(num_items, m) for m in cfg.modalities}
+    train, valid = read_split(root, "train"), read_split(root, "valid")
+    counts = np.zeros(num_items, np.int64)
+    counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
+    model = build_model(bert_config, contents, cfg.seed, counts, cfg.negative_sampling)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay)
+    windows, label_from = windows_for_training(train.histories, cfg)
+    lengths = np.array([len(w) for w in windows])
+    rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
+    state = {"epoch": -1, "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False}
+    curve, started = [], time.time()
+    for epoch in range(cfg.epochs):
+        steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
+        loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
+                           bert_config.mask_token, np.random.default_rng([cfg.seed, epoch, 0]), torch.device("cpu"),
+                           label_from=[label_from[step[0]] for step in steps])
+        value = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks, cfg.eval_batch_size,
+                         torch.device("cpu")).means()[cfg.metric]
+        record_epoch(state, value, loss, cfg.patience)
+        curve.append(round(value, 4))
+        say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f} "
+            f"({time.time() - started:.0f} s)")
+        if state["stopped"] or time.time() - started > minutes * 60:
+            break
+    return {"best": state["best"], "best_epoch": state["best_epoch"] + 1, "epochs": len(curve),
+            "windows": len(windows), "seconds": round(time.time() - started), "curve": curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="+", help="JSON train overrides, one variant each")
+    parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
+    parser.add_argument("--base", default='{"architecture": "sasrec", "modalities": []}')
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--minutes", type=float, default=30.0, help="time cap per variant")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--plot", default="", help="PNG of the validation curves")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = {"epochs": args.epochs, "patience": args.patience, **json.loads(args.base)}
+    results = []
+    for text in args.variants:
+        variant = json.loads(text)
+        config = load_config(args.config, {f"train.{k}": json.dumps(v) if isinstance(v, list) else v
+                                           for k, v in {**base, **variant}.items()})
+        name = json.dumps(variant)
+        print(f"--- {name}", flush=True)
+        results.append({"variant": name, **train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True))})
+    print("\n| variant | best valid NDCG@20 | at epoch | epochs run | windows | seconds |\n|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| `{r['variant']}` | {r['best']:.4f} | {r['best_epoch']} | {r['epochs']} | {r['windows']:,} | "
+              f"{r['seconds']} |")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for r in results:
+            axis.plot(range(1, len(r["curve"]) + 1), r["curve"], marker=".", label=r["variant"])
+        axis.set(xlabel="epoch", ylabel="valid NDCG@20", title=f"base {args.base}")
+        axis.legend(fontsize=7)
+        figure.savefig(args.plot, dpi=110, bbox_inches="tight")
+        print(f"curves: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
