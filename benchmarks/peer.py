@@ -161,12 +161,13 @@ def recbole_python() -> Path:
 
 
 def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int, layers: int, heads: int) -> dict:
+    folder = folder.resolve()
     result_file = folder / "recbole-result.json"
     command = [str(recbole_python()), str(REPO / "benchmarks" / "peer_recbole.py"), str(folder), "--out",
                str(result_file), "--epochs", str(epochs), "--patience", str(patience), "--seed", str(seed),
                "--hidden", str(hidden), "--layers", str(layers), "--heads", str(heads)]
     say("RecBole SASRec: training to early stopping")
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, cwd=folder)  # RecBole writes log_tensorboard/ into its working folder
     return json.loads(result_file.read_text())
 
 

@@ -1,0 +1,43 @@
+"""benchmarks/peer.py's export: mmrec's prepared split as RecBole benchmark files, nothing moved between splits."""
+
+import importlib.util
+import json
+
+from mmrec.train.data import read_split
+from tests.conftest import REPO
+from tests.experiment.test_run import write_prepared
+
+
+def load_peer():
+    spec = importlib.util.spec_from_file_location("peer", REPO / "benchmarks" / "peer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_inter(path):
+    lines = path.read_text().splitlines()
+    assert lines[0] == "session_id:token\titem_id_list:token_seq\titem_id:token"
+    return [(int(pid), [int(x) for x in history.split()], int(target))
+            for pid, history, target in (line.split("\t") for line in lines[1:])]
+
+
+def test_the_export_writes_every_training_target_once_and_valid_and_test_as_prepared(tmp_path):
+    write_prepared(tmp_path)
+    load_peer().export_recbole(str(tmp_path), tmp_path / "peer")
+    folder = tmp_path / "peer" / "mmrec"
+    train = read_split(str(tmp_path), "train")
+    rows = read_inter(folder / "mmrec.train.inter")
+    # One row per target of every training history, after its previous (at most 50) songs: RecBole's augmentation.
+    assert len(rows) == sum(len(h) - 1 for h in train.histories)
+    expected = [(int(pid), h[max(0, t - 50):t].tolist(), int(h[t]))
+                for pid, h in zip(train.pids, train.histories) for t in range(1, len(h))]
+    assert rows == expected
+    for name in ("valid", "test"):
+        split = read_split(str(tmp_path), name)
+        inter = read_inter(folder / f"mmrec.{name}.inter")
+        assert [target for _, _, target in inter] == split.targets.tolist()  # targets stay in their split
+        assert [h for _, h, _ in inter] == [h[-50:].tolist() for h in split.histories]
+    splits = json.loads((tmp_path / "peer" / "splits.json").read_text())
+    assert splits["test"]["targets"] == read_split(str(tmp_path), "test").targets.tolist()
+    assert not (tmp_path / "peer.partial").exists()  # written aside, then moved into place
