@@ -228,27 +228,27 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
 
 def tuned_ease(config: MMRecConfig, histories: list[np.ndarray], num_items: int, counts: np.ndarray):
     """EASE with the lambda of experiment.ease_l2 that scores best on the validation targets (train.metric); the
-    notes name it, the validation score of every lambda tried, the solve and its memory."""
+    notes name it, the validation score of every lambda tried, the solve and its memory. One songs x songs matrix
+    is held at a time: each lambda's model is dropped before the next is fitted, and the winner refitted."""
     from mmrec.models.ease import dense_solve_bytes
 
     cfg = config.experiment
-    valid = read_split(config.artifact_root, "valid") if len(cfg.ease_l2) > 1 else None
-    best, best_value, tried = None, -1.0, {}
-    for l2 in cfg.ease_l2:
-        model = EASE(histories, num_items, counts, l2, cfg.ease_max_dense_songs)
-        if valid is None:
-            best = model
-            break
-        value = evaluate_scorer(model.score, valid.histories, valid.targets, config.train.ks).means()[
-            config.train.metric]
-        tried[f"{l2:g}"] = round(value, 5)
-        log.info("EASE lambda %g: valid %s %.4f", l2, config.train.metric, value)
-        if value > best_value:
-            best, best_value = model, value
+    fit = lambda l2: EASE(histories, num_items, counts, l2, cfg.ease_max_dense_songs)  # noqa: E731
+    tried = {}
+    if len(cfg.ease_l2) > 1:
+        valid = read_split(config.artifact_root, "valid")
+        for l2 in cfg.ease_l2:
+            model = fit(l2)
+            tried[l2] = evaluate_scorer(model.score, valid.histories, valid.targets, config.train.ks).means()[
+                config.train.metric]
+            log.info("EASE lambda %g: valid %s %.4f", l2, config.train.metric, tried[l2])
+            del model
+    best_l2 = max(tried, key=tried.get) if tried else cfg.ease_l2[0]
+    best = fit(best_l2)
     notes = {"ease_mode": best.mode, "ease_songs_fitted": int(len(best.items)), "ease_l2": best.l2,
              "ease_gb": round(dense_solve_bytes(len(best.items)) / 1e9, 3)}
     if tried:
-        notes["ease_l2_valid"] = tried
+        notes["ease_l2_valid"] = {f"{l2:g}": round(value, 5) for l2, value in tried.items()}
     return best, notes
 
 
