@@ -1,16 +1,19 @@
-"""The demo corpus's hidden model: genres, artists, albums, songs and playlists in the exact MPD slice format.
+"""The demo corpus's hidden model: genres, scenes, artists, albums, songs and playlists in the exact MPD format.
 
 Everything is a pure function of the config and its seed (no Ray, no I/O). The generative story, written out in
 docs/demo-corpus.md:
 
-1. Genres get a share of the catalogue. Artists belong to one genre and have a lognormal popularity (the long
-   tail); each artist releases a few albums of a few songs. A song's popularity is its artist's times its own.
-2. A playlist picks a first genre by popularity and, for some playlists, a second genre (often a neighbour on
-   the genre ring) it drifts towards: the chance of the second genre grows along the playlist, so the order
-   of songs carries signal and the last songs look most like the recent ones.
-3. Each position draws a song from its genre by popularity; now and then from any genre (noise); often from
-   the same artist as the previous song (artist runs, a short-range order signal).
+1. Genres get a share of the catalogue and split into scenes (latent tastes: a city's trap, bedroom emo...).
+   Artists belong to one scene and have a lognormal popularity (the long tail); each artist releases a few
+   albums of a few songs. A song's popularity is its artist's times its own.
+2. A playlist picks a first scene by popularity and, for some playlists, a second scene it drifts towards: the
+   chance of the second grows along the playlist, so the order of songs carries signal.
+3. Each position draws a song from its scene by popularity; sometimes from another scene of the same genre
+   (leak), now and then from any genre (noise); often from the same artist as the previous song (artist runs).
 4. Repeats within a playlist are mostly redrawn; a few stay, as in the real MPD.
+
+Content (modalities.py) follows an artist's *content genre*: its genre for most artists, another genre for a
+few. It knows nothing of scenes, so co-occurrence carries structure that content cannot, as on real data.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ FIRST_DAY, LAST_DAY = 14610, 17471  # modified_at between 2010-01-01 and 2017-11
 MEAN_SONGS_PER_ARTIST = 8
 MEAN_SONGS_PER_ALBUM = 6
 SONG_SIGMA = 1.3  # lognormal spread of a song around its artist's popularity
-REPEAT_KEPT = 0.03  # share of in-playlist repeats that are kept rather than redrawn
+THEMED_TITLES = 0.3  # share of song titles made of their content genre's theme words
+REPEAT_KEPT = 0.012  # share of in-playlist repeats that are kept rather than redrawn
 
 
 def spotify_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -53,7 +57,8 @@ class Catalogue:
     """Every song that playlists can draw from, with its artist, album and hidden genre."""
 
     genres: tuple[GenreSpec, ...]
-    genre_weight: np.ndarray  # (G,) share of all plays
+    scene_genre: np.ndarray  # (C,) genre of each scene
+    scene_weight: np.ndarray  # (C,) share of all plays
     track_id: np.ndarray  # (S,) 22-char ids; track_uri = spotify:track:<id>
     track_name: list[str]
     track_artist: np.ndarray  # (S,) int, songs of one artist are contiguous
@@ -62,7 +67,8 @@ class Catalogue:
     track_duration_ms: np.ndarray  # (S,) int
     artist_id: np.ndarray  # (A,)
     artist_name: list[str]
-    artist_genre: np.ndarray  # (A,) int
+    artist_scene: np.ndarray  # (A,) int
+    artist_content_genre: np.ndarray  # (A,) the genre the artist's audio, lyrics, art and bio read as
     album_id: np.ndarray  # (B,)
     album_name: list[str]
     album_artist: np.ndarray  # (B,)
@@ -73,8 +79,23 @@ class Catalogue:
         return len(self.track_id)
 
     @property
+    def artist_genre(self) -> np.ndarray:
+        return self.scene_genre[self.artist_scene]
+
+    @property
     def track_genre(self) -> np.ndarray:
         return self.artist_genre[self.track_artist]
+
+    @property
+    def track_scene(self) -> np.ndarray:
+        return self.artist_scene[self.track_artist]
+
+    @property
+    def track_content_genre(self) -> np.ndarray:
+        return self.artist_content_genre[self.track_artist]
+
+    def scenes_of_genre(self, genre: int) -> np.ndarray:
+        return np.flatnonzero(self.scene_genre == genre)
 
     def track_uri(self, i: int) -> str:
         return f"spotify:track:{self.track_id[i]}"
@@ -85,11 +106,11 @@ class Catalogue:
     def album_uri(self, b: int) -> str:
         return f"spotify:album:{self.album_id[b]}"
 
-    # Sampling by popularity within a genre or an artist, vectorised with one searchsorted over cumulative
-    # weights of the songs ordered by genre (artists are contiguous already).
-    def sample_from_genres(self, genres: np.ndarray, u: np.ndarray) -> np.ndarray:
-        order, cum, start, total = self._genre_index()
-        target = start[genres] + u * total[genres]
+    # Sampling by popularity within a scene or an artist, vectorised with one searchsorted over cumulative
+    # weights of the songs ordered by scene (artists are contiguous already).
+    def sample_from_scenes(self, scenes: np.ndarray, u: np.ndarray) -> np.ndarray:
+        order, cum, start, total = self._scene_index()
+        target = start[scenes] + u * total[scenes]
         pos = np.minimum(np.searchsorted(cum, target, side="right"), len(order) - 1)
         return order[pos]
 
@@ -98,15 +119,14 @@ class Catalogue:
         target = start[artists] + u * total[artists]
         return np.minimum(np.searchsorted(cum, target, side="right"), self.num_songs - 1)
 
-    def _genre_index(self):
-        if "genre" not in self._sampling:
-            order = np.argsort(self.track_genre, kind="stable")
+    def _scene_index(self):
+        if "scene" not in self._sampling:
+            order = np.argsort(self.track_scene, kind="stable")
             cum = np.cumsum(self.track_weight[order])
-            g = len(self.genres)
-            total = np.bincount(self.track_genre, weights=self.track_weight, minlength=g)
+            total = np.bincount(self.track_scene, weights=self.track_weight, minlength=len(self.scene_genre))
             start = np.concatenate([[0.0], np.cumsum(total)[:-1]])
-            self._sampling["genre"] = (order, cum, start, total)
-        return self._sampling["genre"]
+            self._sampling["scene"] = (order, cum, start, total)
+        return self._sampling["scene"]
 
     def _artist_index(self):
         if "artist" not in self._sampling:
@@ -129,7 +149,13 @@ def make_catalogue(cfg: DemoDataConfig) -> Catalogue:
     n_artists = int(np.searchsorted(ends, cfg.songs) + 1)
     songs_per_artist = songs_per_artist[:n_artists]
     songs_per_artist[-1] -= ends[n_artists - 1] - cfg.songs
-    artist_genre = rng.choice(len(genres), size=n_artists, p=genre_share)
+    n_scenes = len(genres) * cfg.scenes_per_genre
+    scene_genre = np.repeat(np.arange(len(genres)), cfg.scenes_per_genre)
+    scene_share = genre_share[scene_genre] * rng.dirichlet(np.full(cfg.scenes_per_genre, 3.0), size=len(genres)).ravel()
+    artist_scene = rng.choice(n_scenes, size=n_artists, p=scene_share / scene_share.sum())
+    artist_genre = scene_genre[artist_scene]
+    misleading = rng.random(n_artists) < cfg.misleading_content
+    artist_content_genre = np.where(misleading, rng.integers(0, len(genres), size=n_artists), artist_genre)
     artist_weight = rng.lognormal(0.0, cfg.popularity_skew, size=n_artists)
     track_artist = np.repeat(np.arange(n_artists), songs_per_artist)
 
@@ -140,22 +166,24 @@ def make_catalogue(cfg: DemoDataConfig) -> Catalogue:
     album_artist = track_artist[new_album]
 
     track_weight = artist_weight[track_artist] * rng.lognormal(0.0, SONG_SIGMA, size=cfg.songs)
-    genre_weight = np.bincount(artist_genre[track_artist], weights=track_weight, minlength=len(genres))
+    scene_weight = np.bincount(artist_scene[track_artist], weights=track_weight, minlength=n_scenes)
     genre_length_mean = rng.uniform(170_000, 280_000, size=len(genres))
-    duration = rng.normal(genre_length_mean[artist_genre[track_artist]], 45_000)
+    duration = rng.normal(genre_length_mean[artist_content_genre[track_artist]], 45_000)
 
     return Catalogue(
         genres=genres,
-        genre_weight=genre_weight / genre_weight.sum(),
+        scene_genre=scene_genre,
+        scene_weight=scene_weight / scene_weight.sum(),
         track_id=spotify_ids(rng, cfg.songs),
-        track_name=_song_titles(rng, genres, artist_genre[track_artist]),
+        track_name=_song_titles(rng, genres, artist_content_genre[track_artist]),
         track_artist=track_artist,
         track_album=track_album,
         track_weight=track_weight,
         track_duration_ms=np.clip(duration, 30_000, 900_000).astype(np.int64),
         artist_id=spotify_ids(rng, n_artists),
         artist_name=_artist_names(rng, n_artists),
-        artist_genre=artist_genre,
+        artist_scene=artist_scene,
+        artist_content_genre=artist_content_genre,
         album_id=spotify_ids(rng, len(album_artist)),
         album_name=pseudo_words(rng, len(album_artist), (2, 4)),
         album_artist=album_artist,
@@ -163,9 +191,9 @@ def make_catalogue(cfg: DemoDataConfig) -> Catalogue:
 
 
 def _song_titles(rng: np.random.Generator, genres: tuple[GenreSpec, ...], song_genre: np.ndarray) -> list[str]:
-    """Half the titles use their genre's words (titles say something about a song), half are made-up words."""
+    """A third of the titles use their genre's words (titles say a little about a song), the rest are made up."""
     made_up = pseudo_words(rng, len(song_genre))
-    themed = rng.random(len(song_genre)) < 0.5
+    themed = rng.random(len(song_genre)) < THEMED_TITLES
     n_words = rng.integers(1, 4, size=len(song_genre))
     titles = []
     for i, g in enumerate(song_genre):
@@ -190,22 +218,26 @@ def _artist_names(rng: np.random.Generator, n: int) -> list[str]:
 
 def playlist_tracks(cat: Catalogue, cfg: DemoDataConfig, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Song indices of one playlist in order, and its first (dominant) genre."""
-    g_count = len(cat.genres)
     n = int(np.clip(round(rng.lognormal(np.log(cfg.median_tracks), 0.75)), 5, 250))
-    first = rng.choice(g_count, p=cat.genre_weight)
+    n_scenes = len(cat.scene_genre)
+    first = rng.choice(n_scenes, p=cat.scene_weight)
     second = first
-    if rng.random() < cfg.second_genre_share:
-        if rng.random() < 0.5:  # a neighbour on the genre ring: genres near each other mix more often
-            second = (first + rng.choice([-2, -1, 1, 2])) % g_count
+    if rng.random() < cfg.second_scene_share:
+        if rng.random() < 0.5:  # a sister scene of the same genre: tastes near each other mix more often
+            second = rng.choice(cat.scenes_of_genre(cat.scene_genre[first]))
         else:
-            second = rng.choice(g_count, p=cat.genre_weight)
+            second = rng.choice(n_scenes, p=cat.scene_weight)
 
-    draws = n + n // 2 + 5  # spare draws to replace redrawn repeats
+    draws = 2 * n + 10  # spare draws to replace redrawn repeats (scenes are small: popular songs come back)
     progress = np.minimum(np.arange(draws) / max(n - 1, 1), 1.0)
-    genre = np.where(rng.random(draws) < progress, second, first)
+    scene = np.where(rng.random(draws) < progress, second, first)
+    # Leaks stay within the genre (what content can know); noise goes anywhere.
+    leak = rng.random(draws) < cfg.scene_leak
+    per_genre = cfg.scenes_per_genre  # scenes of genre g are g * per_genre ... g * per_genre + per_genre - 1
+    scene[leak] = cat.scene_genre[scene[leak]] * per_genre + rng.integers(0, per_genre, size=int(leak.sum()))
     noisy = rng.random(draws) < cfg.genre_noise
-    genre[noisy] = rng.choice(g_count, size=int(noisy.sum()), p=cat.genre_weight)
-    songs = cat.sample_from_genres(genre, rng.random(draws))
+    scene[noisy] = rng.choice(n_scenes, size=int(noisy.sum()), p=cat.scene_weight)
+    songs = cat.sample_from_scenes(scene, rng.random(draws))
 
     # Artist runs: a flagged position takes a song of the artist of the last unflagged position before it.
     same = rng.random(draws) < cfg.same_artist
@@ -218,7 +250,7 @@ def playlist_tracks(cat: Catalogue, cfg: DemoDataConfig, rng: np.random.Generato
     keep = np.zeros(draws, dtype=bool)
     keep[first_seen] = True
     keep |= rng.random(draws) < REPEAT_KEPT
-    return songs[keep][:n], int(first)
+    return songs[keep][:n], int(cat.scene_genre[first])
 
 
 def make_playlist(cat: Catalogue, cfg: DemoDataConfig, pid: int, rng: np.random.Generator) -> tuple[dict, np.ndarray]:

@@ -1,4 +1,8 @@
-"""The four modality sources of the demo corpus, each tied to the hidden genre and noised.
+"""The four modality sources of the demo corpus, each tied to the artist's content genre, partly and noisily.
+
+Content knows genres, not the scenes playlists are made of, and for a few artists it reads as another genre
+(corpus.py): a content-only model ranks the long tail and cold songs well but cannot beat co-occurrence on
+popular songs.
 
 Shapes follow the real sources: Spotify's audio-features objects, Genius-style lyrics (title line, section
 tags, "...Embed" tails, dropped g's), album cover images of many sizes (some corrupt), and artist biographies.
@@ -33,6 +37,10 @@ UNIT_FEATURES = ("danceability", "energy", "speechiness", "acousticness", "instr
 COVER_SIZES = ((640, 640), (300, 300), (200, 200), (128, 128), (64, 64), (500, 400))
 COVER_SIZE_SHARE = (0.05, 0.2, 0.15, 0.3, 0.25, 0.05)  # mostly small: the embed stage works at 128x128 anyway
 COVER_DRAW_SIZE = 160
+LYRICS_OFF_THEME = 0.65  # share of lyric content words that are common words rather than the genre's theme
+BIO_NAMES_STYLE = 0.5  # share of biographies that name the artist's style
+COVER_GENRE_HUE = 0.5  # share of covers in their genre's hue (the rest pick any hue)
+COVER_GENRE_PATTERN = 0.6  # share of covers in their genre's pattern
 PATTERNS = ("stripes", "rings", "gradient", "checker", "diagonal", "dots")
 
 
@@ -73,7 +81,7 @@ def audio_features(cat: Catalogue, content: GenreContent, songs: np.ndarray, cfg
     rng = np.random.default_rng([cfg.seed, 3])
     noise = cfg.content_noise
     n_all = cat.num_songs
-    genre = cat.track_genre  # draw for the whole catalogue so a song's features do not depend on the corpus
+    genre = cat.track_content_genre  # draw for the whole catalogue so a song's features do not depend on the corpus
     unit = np.clip(content.unit_mean[genre] + rng.normal(0, 0.15 * noise, size=(n_all, len(UNIT_FEATURES))), 0, 1)
     loudness = np.clip(rng.normal(content.loudness_mean[genre], 2.5 * noise + 1e-9), -60.0, 0.0)
     tempo = np.clip(rng.normal(content.tempo_mean[genre], 12.0 * noise + 1e-9), 40.0, 230.0)
@@ -103,7 +111,7 @@ def lyrics_records(cat: Catalogue, songs: np.ndarray, cfg: DemoDataConfig) -> li
     """Genius-style lyrics for the covered share of `songs`: {track_uri, lyrics}."""
     rng = np.random.default_rng([cfg.seed, 4])
     covered = rng.random(cat.num_songs) < cfg.lyrics_coverage
-    genre = cat.track_genre
+    genre = cat.track_content_genre
     records = []
     for i in songs:
         if covered[i]:
@@ -114,8 +122,8 @@ def lyrics_records(cat: Catalogue, songs: np.ndarray, cfg: DemoDataConfig) -> li
 
 
 def song_lyrics(title: str, theme: tuple[str, ...], rng: random.Random, noise: float) -> str:
-    """Lines from templates whose content words come mostly from the genre's theme, with Genius's artefacts."""
-    off_theme = min(0.9, 0.4 * noise)
+    """Lines from templates whose content words come partly from the genre's theme, with Genius's artefacts."""
+    off_theme = min(0.95, LYRICS_OFF_THEME * noise)
 
     def word() -> str:
         return rng.choice(COMMON_WORDS) if rng.random() < off_theme else rng.choice(theme)
@@ -142,22 +150,26 @@ def song_lyrics(title: str, theme: tuple[str, ...], rng: random.Random, noise: f
 
 
 def bio_records(cat: Catalogue, artists: np.ndarray, cfg: DemoDataConfig) -> list[dict]:
-    """Biographies for the covered share of `artists`: {artist_uri, artist_name, bio}."""
+    """Biographies for the covered share of `artists`: {artist_uri, artist_name, bio}.
+
+    Half name the artist's style; the themes they list are half the genre's words, half common ones; the
+    artist they are compared to is of a random genre half the time."""
     rng = np.random.default_rng([cfg.seed, 5])
     covered = rng.random(len(cat.artist_id)) < cfg.bio_coverage
-    off_genre = min(0.9, 0.3 * cfg.content_noise)
+    off_genre = min(0.95, 0.5 * cfg.content_noise)
     records = []
     for a in artists:
         if not covered[a]:
             continue
         r = random.Random(cfg.seed * 1_000_003 + int(a))
-        genre = cat.genres[cat.artist_genre[a]]
+        genre = cat.genres[cat.artist_content_genre[a]]
         compared = r.choice(cat.genres) if r.random() < off_genre else genre
-        themes = r.sample(genre.theme, 3)
+        themes = [r.choice(genre.theme) if r.random() >= off_genre else r.choice(COMMON_WORDS) for _ in range(3)]
         act, adjective = r.choice(BIO_ACTS), r.choice(BIO_ADJECTIVES)
+        style = f"{genre.name} {act}" if r.random() < BIO_NAMES_STYLE else act
         article = "an" if adjective[0] in "aeiou" else "a"
         bio = (
-            f"{cat.artist_name[a]} is {article} {adjective} {genre.name} {act} from {r.choice(CITIES)}. "
+            f"{cat.artist_name[a]} is {article} {adjective} {style} from {r.choice(CITIES)}. "
             f"Their songs are about {themes[0]}, {themes[1]} and {themes[2]}. "
             f"Formed in {r.randint(1965, 2016)}, they are often compared to {compared.name} artists."
         )
@@ -197,7 +209,7 @@ def cover_plans(cat: Catalogue, albums: np.ndarray, cfg: DemoDataConfig) -> list
 
 
 def album_cover(content: GenreContent, genre: int, plan: CoverPlan, cfg: DemoDataConfig) -> np.ndarray:
-    """A (height, width, 3) uint8 cover: the genre's hue and pattern, jittered per album, with smooth noise."""
+    """A (height, width, 3) uint8 cover: often the genre's hue and pattern, jittered per album, with smooth noise."""
     rng = np.random.default_rng([cfg.seed, 6, plan.album])
     noise = cfg.content_noise
     # Drawn at most COVER_DRAW_SIZE wide and scaled up: the patterns are smooth, and large covers drawn in full
@@ -209,7 +221,8 @@ def album_cover(content: GenreContent, genre: int, plan: CoverPlan, cfg: DemoDat
     u = (np.arange(width, dtype=np.float32) / width)[None, :]
     f = content.frequency[genre] * (1 + 0.15 * noise * rng.normal())
     phase = rng.uniform(0, 2 * np.pi)
-    pattern = PATTERNS[content.pattern[genre]]
+    own_pattern, own_hue = rng.random() < COVER_GENRE_PATTERN, rng.random() < COVER_GENRE_HUE
+    pattern = PATTERNS[content.pattern[genre] if own_pattern else rng.integers(len(PATTERNS))]
     if pattern == "stripes":
         t = np.sin(2 * np.pi * f * v + phase)
     elif pattern == "rings":
@@ -222,7 +235,7 @@ def album_cover(content: GenreContent, genre: int, plan: CoverPlan, cfg: DemoDat
         t = np.sin(2 * np.pi * f * (u + v) / 1.5 + phase)
     else:  # dots
         t = np.cos(2 * np.pi * f * u + phase) * np.cos(2 * np.pi * f * v)
-    hue = (content.hue[genre] + 0.04 * noise * rng.normal()) % 1.0
+    hue = (content.hue[genre] + 0.04 * noise * rng.normal()) % 1.0 if own_hue else rng.random()
     light = 0.5 + 0.3 * t + 0.08 * noise * _smooth_noise(rng, height, width)
     saturation = np.clip(0.6 + 0.1 * noise * rng.normal(), 0.2, 1.0)
     image = _hls_to_rgb(hue, np.clip(light, 0, 1), saturation)

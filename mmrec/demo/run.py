@@ -117,6 +117,8 @@ def run(config: MMRecConfig) -> dict[str, str]:
             "track_uri": [cat.track_uri(i) for i in songs],
             "genre": cat.track_genre[songs],
             "genre_name": [cat.genres[g].name for g in cat.track_genre[songs]],
+            "scene": cat.track_scene[songs],
+            "content_genre": cat.track_content_genre[songs],
         }
     )
     with artifacts.atomic_output(out.join("hidden", "song_genres.csv")) as f:
@@ -176,7 +178,7 @@ def _write_covers(cat: Catalogue, cfg: DemoDataConfig, out_uri: str, plans: list
     for plan in plans:
         if plan.state == "missing":
             continue
-        genre = int(cat.artist_genre[cat.album_artist[plan.album]])
+        genre = int(cat.artist_content_genre[cat.album_artist[plan.album]])
         image = album_cover(content, genre, plan, cfg)
         path = f"images/{cat.album_id[plan.album]}.{plan.format}"
         artifacts.write_bytes(folder.join(path), encode_cover(image, plan))

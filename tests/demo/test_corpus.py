@@ -156,7 +156,28 @@ def test_popularity_cooccurrence_and_content_each_beat_random_but_are_far_from_p
 
     for name, recall in {"popularity": pop, "co-occurrence": cooc, "audio content": audio}.items():
         assert 3 * random_recall < recall < 0.6, (name, recall, random_recall)
-    assert cooc > pop  # co-occurrence knows the genre; popularity does not
+    assert cooc > pop  # co-occurrence knows the scene; popularity does not
+
+
+def oracle_scores(label: np.ndarray, x, histories) -> np.ndarray:
+    """Share of the history in each song's group x the song's share of its group's training plays."""
+    plays = np.asarray(x.sum(axis=0)).ravel() + 1
+    groups = int(label.max()) + 1
+    share = np.stack([np.bincount(label[h], minlength=groups) / len(h) for h in histories])
+    return share[:, label] * (plays / np.bincount(label, weights=plays, minlength=groups)[label])
+
+
+def test_playlists_follow_scenes_that_content_and_genres_only_partly_reveal(held_out):
+    """Co-occurrence learns scenes: it beats a scorer that knows every song's hidden genre, and a scorer that
+    knows the content's genre does worse still; knowing the scenes themselves would be far better again."""
+    cat, _, x, histories, targets = held_out
+    cooc = next_song_recall(cooccurrence_scores(x, histories, cat.num_songs), histories, targets)
+    recall = {name: next_song_recall(oracle_scores(label, x, histories), histories, targets)
+              for name, label in (("genre", cat.track_genre), ("content genre", cat.track_content_genre),
+                                  ("scene", cat.track_scene))}
+    assert cooc > 1.15 * recall["genre"], (cooc, recall)
+    assert recall["genre"] > recall["content genre"], recall
+    assert recall["scene"] > 1.3 * cooc, (cooc, recall)
 
 
 def test_order_carries_signal(held_out):

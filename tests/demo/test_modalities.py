@@ -1,4 +1,4 @@
-"""Modality sources carry the hidden genre (noisily) and look like the real sources."""
+"""Modality sources carry the artist's content genre (partly, noisily) and look like the real sources."""
 
 import io
 import random
@@ -41,7 +41,7 @@ def test_audio_features_are_in_spotify_ranges():
 def test_audio_features_separate_genres_but_not_perfectly():
     f = audio_features(CAT, genre_content(CFG), SONGS, CFG)
     z = np.column_stack([f[name] for name in UNIT_FEATURES])
-    genre = CAT.track_genre
+    genre = CAT.track_content_genre
     centroids = np.stack([z[genre == g].mean(0) for g in range(CFG.genres)])
     nearest = np.argmin(((z[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
     accuracy = (nearest == genre).mean()
@@ -66,19 +66,28 @@ def test_lyrics_of_a_genre_share_its_theme():
         text = records.get(CAT.track_uri(i))
         if text is None:
             continue
-        genre = CAT.track_genre[i]
+        genre = CAT.track_content_genre[i]
         on.append(sum(text.count(w) for w in CAT.genres[genre].theme))
         off.append(sum(text.count(w) for w in CAT.genres[(genre + 1) % CFG.genres].theme))
     assert np.mean(on) > 3 * np.mean(off)
 
 
-def test_bios_name_the_style_and_cover_most_artists():
+def test_bios_name_the_style_of_half_the_artists_and_cover_most():
     artists = np.arange(len(CAT.artist_id))
     bios = bio_records(CAT, artists, CFG)
     assert abs(len(bios) / len(artists) - CFG.bio_coverage) < 0.04
     by_uri = {CAT.artist_uri(a): a for a in artists}
-    mentions_own = np.mean([CAT.genres[CAT.artist_genre[by_uri[b["artist_uri"]]]].name in b["bio"] for b in bios])
-    assert mentions_own == 1.0 and all(b["bio"].startswith(b["artist_name"]) for b in bios)
+    opening = [b["bio"].split(".")[0] for b in bios]  # "<name> is a <adjective> [<style>] <act> from <city>"
+    names_own = np.mean([CAT.genres[CAT.artist_content_genre[by_uri[b["artist_uri"]]]].name in first
+                         for b, first in zip(bios, opening)])
+    assert 0.4 < names_own < 0.6, names_own
+    assert all(b["bio"].startswith(b["artist_name"]) for b in bios)
+
+
+def test_content_genre_is_the_artists_genre_except_for_a_misleading_few():
+    differs = (CAT.artist_content_genre != CAT.artist_genre).mean()
+    expected = CFG.misleading_content * (1 - 1 / CFG.genres)  # a random genre can be the artist's own
+    assert abs(differs - expected) < 0.03, differs
 
 
 def test_covers_decode_at_their_size_except_the_corrupt_ones():
@@ -88,7 +97,7 @@ def test_covers_decode_at_their_size_except_the_corrupt_ones():
     assert states.count("empty") > 0 and states.count("truncated") > 0
     content = genre_content(CFG)
     for plan in [p for p in plans if p.state != "missing"][:60]:
-        genre = int(CAT.artist_genre[CAT.album_artist[plan.album]])
+        genre = int(CAT.artist_content_genre[CAT.album_artist[plan.album]])
         data = encode_cover(album_cover(content, genre, plan, CFG), plan)
         if plan.state == "empty":
             assert data == b""
@@ -101,15 +110,15 @@ def test_covers_decode_at_their_size_except_the_corrupt_ones():
             assert plan.state == "truncated"
 
 
-def test_covers_of_one_genre_look_alike():
+def test_half_the_covers_of_a_genre_wear_its_hue():
+    import colorsys
+
     content = genre_content(CFG)
-    mean_colour = {}
     for genre in (0, 1):
-        colours = [
-            album_cover(content, genre, CoverPlan(album, "ok", (64, 64), "png"), CFG).reshape(-1, 3).mean(0)
-            for album in range(genre * 100, genre * 100 + 20)
-        ]
-        mean_colour[genre] = np.array(colours)
-    within = np.linalg.norm(mean_colour[0] - mean_colour[0].mean(0), axis=1).mean()
-    between = np.linalg.norm(mean_colour[0].mean(0) - mean_colour[1].mean(0))
-    assert between > within
+        hues = []
+        for album in range(genre * 100, genre * 100 + 60):
+            red, green, blue = album_cover(content, genre, CoverPlan(album, "ok", (64, 64), "png"), CFG).reshape(-1, 3).mean(0)
+            hues.append(colorsys.rgb_to_hls(red / 255, green / 255, blue / 255)[0])
+        distance = np.abs((np.array(hues) - content.hue[genre] + 0.5) % 1.0 - 0.5)
+        near = (distance < 0.06).mean()
+        assert 0.35 < near < 0.8, (genre, near)  # the genre's hue for about half, any hue for the rest
