@@ -93,6 +93,32 @@ def evaluate_scorer(score, histories: list[np.ndarray], targets: np.ndarray, ks,
     return totals
 
 
+POPULAR_SHARE = 0.2  # the head: the most played fifth of the catalogue (training plays)
+
+
+def popular_songs(train_counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarray:
+    """(N,) bool over items 1..N: the `share` of songs with the most training plays (ties broken by item)."""
+    order = np.argsort(-train_counts, kind="stable")
+    popular = np.zeros(len(train_counts), bool)
+    popular[order[: int(round(share * len(train_counts)))]] = True
+    return popular
+
+
+def evaluate_by_popularity(score, histories: list[np.ndarray], targets: np.ndarray, train_counts: np.ndarray, ks,
+                           batch_size: int = 256, device: str | torch.device = "cpu") -> tuple[MetricTotals, dict]:
+    """`evaluate_scorer` in one pass, split by whether the target is a popular song (`popular_songs`) or in the
+    long tail: models that learn from plays win on the first, content on the second. Returns the totals over
+    all targets and {"popular": {...}, "long_tail": {...}} with each band's playlists and metric means."""
+    popular = popular_songs(train_counts)[np.asarray(targets) - 1]
+    bands, overall = {}, MetricTotals(ks)
+    for band, rows in (("popular", np.flatnonzero(popular)), ("long_tail", np.flatnonzero(~popular))):
+        totals = evaluate_scorer(score, [histories[i] for i in rows], np.asarray(targets)[rows], ks, batch_size, device)
+        bands[band] = {"playlists": totals.count, "metrics": totals.means()}
+        overall.load_vector(overall.as_vector() + totals.as_vector())
+    bands["popular_share"] = POPULAR_SHARE
+    return overall, bands
+
+
 def _score_batches(score, histories, targets, batch_size, device, totals: MetricTotals) -> None:
     from mmrec.train.sequences import left_pad
 

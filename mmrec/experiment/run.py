@@ -26,7 +26,7 @@ import yaml
 from mmrec import artifacts
 from mmrec.artifacts import ArtifactError
 from mmrec.config import ConfigError, MMRecConfig
-from mmrec.evaluate.metrics import evaluate_scorer
+from mmrec.evaluate.metrics import evaluate_by_popularity, evaluate_scorer
 from mmrec.experiment.stats import mean_and_interval
 from mmrec.models.content_knn import ContentKNN
 from mmrec.models.ease import EASE
@@ -196,8 +196,9 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
             genres = read_song_genres(corpus_location(config).uri, items.sort_by("item_idx")["track_uri"].to_pylist())
             model, parameters = GenrePopularityOracle(genres, counts), len(counts)
         split = read_split(root, cfg.split)
-        totals = evaluate_scorer(model.score, split.histories, split.targets, config.train.ks)
-        return {"metrics": totals.means(), "playlists": totals.count, "parameters": parameters, **notes}
+        totals, bands = evaluate_by_popularity(model.score, split.histories, split.targets, counts, config.train.ks)
+        return {"metrics": totals.means(), "playlists": totals.count, "parameters": parameters,
+                "by_popularity": bands, **notes}
 
     from mmrec.evaluate import run as evaluate
     from mmrec.train import run as train
@@ -220,6 +221,8 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
               # early stopping ended it (not the epoch cap) when it ran fewer epochs than allowed
               "stopped_early": epochs < trained_config.train.epochs,
               "parameters": artifacts.read_json(model_loc.join("card.json")).get("parameters")}
+    if f"{cfg.split}_by_popularity" in evaluations:
+        result["by_popularity"] = evaluations[f"{cfg.split}_by_popularity"]
     cold = evaluations.get(f"{cfg.split}_cold")
     if cold and cold.get("playlists"):
         result["cold"] = cold
@@ -295,6 +298,14 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
             extra["cold"] = {"playlists": cold_runs[0]["playlists"], "songs_held_out": cold_runs[0]["songs_held_out"],
                              **{who: {k: float(np.mean([c[who][k] for c in cold_runs])) for k in cold_runs[0][who]}
                                 for who in ("model", "popularity", "random")}}
+        banded = [r["by_popularity"] for r in runs if "by_popularity" in r]
+        if banded:  # means over seeds, per popularity band
+            extra["by_popularity"] = {
+                band: {"playlists": banded[0][band]["playlists"],
+                       "metrics": {k: float(np.mean([b[band]["metrics"][k] for b in banded]))
+                                   for k in banded[0][band]["metrics"]}}
+                for band in ("popular", "long_tail")}
+            extra["by_popularity"]["popular_share"] = banded[0]["popular_share"]
         if runs[0].get("parameters") is not None:
             extra["parameters"] = runs[0]["parameters"]
         if "epochs" in runs[0]:  # trained cells: epochs to early stopping over the seeds
@@ -327,6 +338,17 @@ def results_markdown(table: list[dict], cfg) -> str:
                  f"{l2} ({value:.4f})" for l2, value in row["ease_l2_valid"].items()) if row.get("ease_l2_valid") else "")
              for row in table if "ease_mode" in row]
     lines += [""] + notes if notes else []
+    banded = [row for row in table if "by_popularity" in row]
+    if banded:
+        share = banded[0]["by_popularity"]["popular_share"]
+        lines += ["", f"## By target popularity: the {share:.0%} most played songs (training plays) and the long tail",
+                  "", "| model | targets | playlists | " + " | ".join(keys) + " |",
+                  "|---|---|---|" + "---|" * len(keys)]
+        for row in banded:
+            for band, label in (("popular", "popular"), ("long_tail", "long tail")):
+                values = row["by_popularity"][band]
+                lines.append(f"| {row['name']} | {label} | {values['playlists']} | "
+                             + " | ".join(f"{values['metrics'][k]:.4f}" for k in keys) + " |")
     cold_rows = [row for row in table if "cold" in row]
     if cold_rows:
         lines += ["", "## Cold songs: targets held out of training, ranked over the full catalogue", "",

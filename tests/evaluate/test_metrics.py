@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from mmrec.evaluate.metrics import UNREACHABLE, MetricTotals, evaluate_scorer, exclude_history, ndcg_at_k, recall_at_k, target_ranks
+from mmrec.evaluate.metrics import (
+    UNREACHABLE,
+    MetricTotals,
+    evaluate_by_popularity,
+    evaluate_scorer,
+    exclude_history,
+    ndcg_at_k,
+    popular_songs,
+    recall_at_k,
+    target_ranks,
+)
 
 
 def ranks_for(scores, history, targets):
@@ -113,3 +123,24 @@ def test_totals_merge_through_a_vector():
 def test_evaluation_leaves_gradients_on_for_whatever_trains_next():
     evaluate_scorer(lambda padded: torch.zeros(len(padded), 5), [np.array([1])], np.array([2]), (1,))
     assert torch.is_grad_enabled()
+
+
+def test_popular_songs_are_the_most_played_fifth_ties_broken_by_item():
+    counts = np.array([5, 0, 9, 9, 1, 0, 2, 3, 4, 7])
+    assert np.flatnonzero(popular_songs(counts)).tolist() == [2, 3]  # items 3 and 4: 9 plays each
+
+
+def test_scoring_by_popularity_splits_targets_into_bands_that_add_up_to_the_whole():
+    counts = np.array([50, 40, 3, 2, 1, 1, 1, 0, 0, 0])  # items 1 and 2 are the popular fifth
+    rng = np.random.default_rng(0)
+    histories = [rng.choice(np.arange(3, 11), size=3, replace=False) for _ in range(40)]
+    targets = np.array([1, 2, 5, 9] * 10)
+
+    def popularity(padded):  # a popularity scorer finds popular targets and misses the tail
+        return torch.from_numpy(np.concatenate([[-np.inf], counts]).astype(np.float32)).repeat(len(padded), 1)
+
+    overall, bands = evaluate_by_popularity(popularity, histories, targets, counts, (2,))
+    assert bands["popular"]["playlists"] == 20 and bands["long_tail"]["playlists"] == 20
+    assert bands["popular"]["metrics"]["recall@2"] == 1.0 and bands["long_tail"]["metrics"]["recall@2"] == 0.0
+    whole = evaluate_scorer(popularity, histories, targets, (2,))
+    assert overall.count == 40 and overall.means() == pytest.approx(whole.means())

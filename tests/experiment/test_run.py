@@ -56,6 +56,10 @@ def test_baselines_fill_the_table_and_ease_finds_the_planted_partner(setup, tmp_
     assert table["EASE"]["parameters"] == 20 * 20 and table["MostPop"]["parameters"] == 20
     markdown = open(outputs["results"]).read()
     assert "| EASE | 1 |" in markdown and "dense solve over 20 songs" in markdown
+    bands = table["MostPop"]["by_popularity"]  # 4 of the 20 songs are the popular fifth
+    assert bands["popular"]["playlists"] + bands["long_tail"]["playlists"] == 120
+    assert bands["popular"]["metrics"]["recall@5"] > bands["long_tail"]["metrics"]["recall@5"]
+    assert "| MostPop | popular |" in markdown and "| MostPop | long tail |" in markdown
     assert (tmp_path / "reports" / "grid" / "results.png").stat().st_size > 1000
 
 
@@ -96,6 +100,7 @@ def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_loca
         assert (tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "card.json").exists()
         assert cell["epochs"] == 2 and 1 <= cell["best_epoch"] <= 2 and not cell["stopped_early"]  # the cap
         assert cell["parameters"] > 16 * 20  # at least the ID table
+        assert set(cell["by_popularity"]) == {"popular", "long_tail", "popular_share"}
     markdown = (tmp_path / "reports" / "two" / "results.md").read_text()
     assert "(epoch cap reached)" in markdown and "parameters" in markdown
 
