@@ -1,6 +1,7 @@
 """The experiment runner on a tiny hand-made prepared corpus: baselines, the table, and resuming a grid."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ from mmrec.config import ConfigError, load_config
 from mmrec.experiment import run as experiment
 
 N = 20
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_prepared(root):
@@ -123,3 +125,9 @@ def test_the_oracle_row_needs_the_demo_corpus_hidden_genres(setup, tmp_path):
     config = setup.model_copy(update={"experiment": setup.experiment.model_copy(update={"grid": str(grid)})})
     with pytest.raises(ArtifactError, match=r"hidden/song_genres.csv: not found"):
         experiment.run(config)
+
+
+@pytest.mark.parametrize("grid", sorted(str(p) for p in (REPO / "configs" / "experiments").glob("*.yaml")))
+def test_every_shipped_grid_reads(grid):
+    cells = experiment.read_grid(grid)
+    assert cells and len({cell["name"] for cell in cells}) == len(cells)
