@@ -90,10 +90,15 @@ class ItemRepresentation(nn.Module):
 class SequenceEncoder(nn.Module):
     """Embedded items (B, L, H) + learned positions -> bidirectional transformer -> hidden states (B, L, H)."""
 
-    def __init__(self, hidden: int, layers: int, heads: int, max_length: int, dropout: float, causal: bool = False):
+    def __init__(self, hidden: int, layers: int, heads: int, max_length: int, dropout: float, causal: bool = False,
+                 position_std: float = 1.0):
         super().__init__()
         self.causal, self.heads = causal, heads  # causal: each position sees only itself and earlier ones (SASRec)
-        self.positions = nn.Embedding(max_length, hidden)
+        # Positions start at the item rows' scale: unit variance beside layer-normalised rows, std 0.02 beside a
+        # free ID table initialised at 0.02 (as RecBole does), or they would drown the songs at the input.
+        self.positions = nn.Embedding(max_length, hidden)  # torch's default: N(0, 1)
+        if position_std != 1.0:
+            nn.init.normal_(self.positions.weight, std=position_std)
         self.mask_embedding = nn.Parameter(torch.randn(hidden) * 0.02)  # [MASK] has no content
         self.norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
@@ -203,7 +208,7 @@ class BERT4Rec(nn.Module):
                                config.content_trainable, config.item_norm) for table, use_ids in streams)
         self.encoders = nn.ModuleList(
             SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
-                            causal=config.architecture == "sasrec")
+                            causal=config.architecture == "sasrec", position_std=1.0 if config.item_norm else 0.02)
             for _ in streams)
         self.stream_weights = nn.Parameter(torch.zeros(len(streams)))  # softmax -> equal weights at the start
         self.output_norm = nn.LayerNorm(config.hidden) if len(streams) > 1 else nn.Identity()

@@ -240,3 +240,14 @@ def test_without_item_norm_song_norms_are_free_and_the_logit_scale_starts_at_one
     # Models registered before the setting existed load with it on.
     old = {k: v for k, v in tiny().to_dict().items() if k != "item_norm"}
     assert BERT4RecConfig.from_dict(old).item_norm is True
+
+
+@pytest.mark.parametrize("item_norm", [True, False])
+def test_positions_start_at_the_scale_of_the_item_rows_they_are_added_to(item_norm):
+    """Layer-normalised rows have unit variance; free ID rows start at std 0.02. Positions at N(0, 1) beside the
+    latter drown the songs at the input (a model that never left the popularity plateau)."""
+    torch.manual_seed(0)
+    model = BERT4Rec(tiny(item_norm=item_norm, max_length=50, hidden=64))
+    rows = model.items[0]().detach()[1:].std().item()
+    positions = model.encoders[0].positions.weight.detach().std().item()
+    assert 0.5 < positions / rows < 2.0, (positions, rows)
