@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmrec.config import load_config  # noqa: E402
-from mmrec.train.data import read_content, read_items, read_split, sample_rows  # noqa: E402
+from mmrec.train.data import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
 from mmrec.train.loop import (build_model, model_config, record_epoch, train_epoch, validate,  # noqa: E402
                               windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
@@ -37,8 +37,7 @@ def train_variant(config, minutes: float, say) -> dict:
     num_items = items.num_rows
     contents = {m: read_content(root, m).for_items(num_items, m) for m in cfg.modalities}
     train, valid = read_split(root, "train"), read_split(root, "valid")
-    counts = np.zeros(num_items, np.int64)
-    counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    counts = train_counts(items)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, counts, cfg.negative_sampling)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,

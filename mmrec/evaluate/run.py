@@ -16,7 +16,7 @@ from mmrec.config import MMRecConfig
 from mmrec.evaluate.metrics import evaluate_by_popularity, evaluate_scorer
 from mmrec.models import registry
 from mmrec.models.popularity import MostPopular
-from mmrec.train.data import cold_items, read_split, sample_rows
+from mmrec.train.data import cold_items, read_split, sample_rows, train_counts
 
 log = logging.getLogger("mmrec.evaluate")
 
@@ -35,7 +35,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     split = read_split(config.artifact_root, cfg.split)
     rows = sample_rows(len(split.pids), cfg.playlists, cfg.seed)
     totals, bands = evaluate_by_popularity(model.model.scorer(), [split.histories[i] for i in rows],
-                                           split.targets[rows], train_counts(model), cfg.ks, cfg.batch_size)
+                                           split.targets[rows], train_counts(model.items), cfg.ks, cfg.batch_size)
     result = {"metrics": totals.means(), "playlists": totals.count, "seconds": round(time.time() - started, 1)}
     target = loc.join("evaluation.json")
     evaluation = artifacts.read_json(target) if target.exists() else {}
@@ -57,7 +57,7 @@ def cold_song_table(model, split, cold_share: float, cfg) -> dict:
     cold = cold_items(num_items, cold_share)
     rows = np.flatnonzero(np.isin(split.targets, cold))
     histories, targets = [split.histories[i] for i in rows], split.targets[rows]
-    counts = train_counts(model)
+    counts = train_counts(model.items)
     counts[cold - 1] = 0
     generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -72,13 +72,6 @@ def cold_song_table(model, split, cold_share: float, cfg) -> dict:
     log.info("cold songs: %d of %d test targets; model %s", len(rows), len(split.targets),
              table.get("model"))
     return table
-
-
-def train_counts(model) -> np.ndarray:
-    """(N,) training plays of items 1..N, from the model's item table."""
-    counts = np.zeros(model.config.num_items, np.int64)
-    counts[model.items["item_idx"].to_numpy() - 1] = model.items["train_count"].to_numpy()
-    return counts
 
 
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:

@@ -32,7 +32,7 @@ from mmrec.models.content_knn import ContentKNN
 from mmrec.models.ease import EASE
 from mmrec.models.popularity import MostPopular
 from mmrec.train.config import TrainConfig
-from mmrec.train.data import read_content, read_items, read_split
+from mmrec.train.data import read_content, read_items, read_split, train_counts
 
 log = logging.getLogger("mmrec.experiment")
 BASELINES = ("mostpop", "ease", "content_knn", "oracle")  # untrained scorers: one run, no seeds
@@ -175,8 +175,7 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
     if cell["model"] in BASELINES:
         root = config.artifact_root
         items = read_items(root)
-        counts = np.zeros(items.num_rows, np.int64)
-        counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+        counts = train_counts(items)
         train = read_split(root, "train")
         notes, parameters = {}, 0  # untrained scorers learn no parameters but popularity and EASE's weights
         if cell["model"] == "mostpop":

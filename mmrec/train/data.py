@@ -52,6 +52,13 @@ def read_items(root: str) -> pa.Table:
     return artifacts.read_table(data_location(root).join("items.parquet"), ITEMS_SCHEMA)
 
 
+def train_counts(items: pa.Table) -> np.ndarray:
+    """(N,) training plays of items 1..N, from an items table (items.parquet, or a registered model's copy)."""
+    counts = np.zeros(items.num_rows, np.int64)
+    counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    return counts
+
+
 def read_split(root: str, name: str) -> Split:
     table = artifacts.read_table(data_location(root).join(f"{name}.parquet"), SPLIT_SCHEMA)
     history = table["history"].combine_chunks()

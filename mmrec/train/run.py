@@ -29,7 +29,7 @@ from mmrec.config import MMRecConfig
 from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, without_items
+from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.train.loop import (build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate,
                               windows_for_training)
 from mmrec.train.sequences import epoch_batches
@@ -179,14 +179,13 @@ def train_worker(loop_config: dict) -> None:
     contents = {m: read_content(root, m).for_items(num_items, f"{root}/embeddings/{m}.parquet")
                 for m in cfg.modalities}
     train, valid = read_split(root, "train"), read_split(root, "valid")
-    train_counts = np.zeros(num_items, np.int64)
-    train_counts[items["item_idx"].to_numpy() - 1] = items["train_count"].to_numpy()
+    plays = train_counts(items)
     cold = cold_items(num_items, cfg.cold_share)  # songs no training history may hold
-    train_counts[cold - 1] = 0
+    plays[cold - 1] = 0
     if len(cold) and rank == 0:
         log.info("holding %d songs (%.0f%%) out of training: cold songs", len(cold), 100 * cfg.cold_share)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
-    model = build_model(bert_config, contents, cfg.seed, train_counts, cfg.negative_sampling).to(device)
+    model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
     freeze_song_rows(model, cold)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
                                   weight_decay=cfg.weight_decay)
