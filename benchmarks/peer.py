@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200, help="most epochs for every trained model")
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience for every trained model")
     parser.add_argument("--recbole-epochs", type=int, default=0, help="RecBole's most epochs (default: --epochs)")
+    parser.add_argument("--recbole-batch-size", type=int, default=2048,
+                        help="RecBole's training rows per step (its default 2048; a small split wants fewer, or an "
+                        "epoch is a handful of steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-recbole", action="store_true", help="reuse the last RecBole result in the report folder")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -82,7 +85,7 @@ def main() -> None:
     else:
         export_recbole(config.artifact_root, work)
         recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, args.seed,
-                              config.train.hidden, config.train.layers, config.train.heads)
+                              config.train.hidden, config.train.layers, config.train.heads, args.recbole_batch_size)
         artifacts.write_json(out.join("recbole.json"), recbole)
 
     rows = [recbole]
@@ -160,12 +163,14 @@ def recbole_python() -> Path:
     return python
 
 
-def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int, layers: int, heads: int) -> dict:
+def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int, layers: int, heads: int,
+                batch_size: int = 2048) -> dict:
     folder = folder.resolve()
     result_file = folder / "recbole-result.json"
     command = [str(recbole_python()), str(REPO / "benchmarks" / "peer_recbole.py"), str(folder), "--out",
                str(result_file), "--epochs", str(epochs), "--patience", str(patience), "--seed", str(seed),
-               "--hidden", str(hidden), "--layers", str(layers), "--heads", str(heads)]
+               "--hidden", str(hidden), "--layers", str(layers), "--heads", str(heads),
+               "--batch-size", str(batch_size)]
     say("RecBole SASRec: training to early stopping")
     subprocess.run(command, check=True, cwd=folder)  # RecBole writes log_tensorboard/ into its working folder
     return json.loads(result_file.read_text())
