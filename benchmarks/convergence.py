@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmrec.config import load_config  # noqa: E402
-from mmrec.train.data import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
+from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
 from mmrec.train.loop import (build_model, model_config, record_epoch, train_epoch, validate,  # noqa: E402
                               windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402

@@ -19,6 +19,7 @@ import tempfile
 CHILD = r"""
 import json, resource, sys, tempfile, time
 import numpy as np
+from pathlib import Path
 from mmrec.demo.config import DemoDataConfig
 from mmrec.demo.corpus import make_catalogue, make_playlist, make_slice, slice_bounds, slice_file_name
 mode, playlists, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -28,14 +29,14 @@ start = time.time()
 if mode == "streaming":
     for first, last in slice_bounds(cfg):
         data, _ = make_slice(cat, cfg, first, last)
-        open(f"{out}/{slice_file_name(first, last)}", "wb").write(data)
+        Path(f"{out}/{slice_file_name(first, last)}").write_bytes(data)
 else:
     everything = []
     for first, last in slice_bounds(cfg):
         rng = np.random.default_rng([cfg.seed, 1, first])
         everything.append([make_playlist(cat, cfg, pid, rng)[0] for pid in range(first, last + 1)])
     for (first, last), playlists_ in zip(slice_bounds(cfg), everything):
-        open(f"{out}/{slice_file_name(first, last)}", "w").write(json.dumps({"playlists": playlists_}, indent=4))
+        Path(f"{out}/{slice_file_name(first, last)}").write_text(json.dumps({"playlists": playlists_}, indent=4))
 print(json.dumps({"seconds": time.time() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -123,7 +123,7 @@ def prepare_if_missing(config, with_embeddings: bool, demo: bool) -> None:
 
 def export_recbole(root: str, folder: Path) -> None:
     """RecBole benchmark files of the prepared split (written to a temporary folder, then moved into place)."""
-    from mmrec.train.data import read_split
+    from mmrec.layout import read_split
 
     splits = {name: read_split(root, name) for name in ("train", "valid", "test")}
     temporary = folder.with_name(folder.name + ".partial")

@@ -105,7 +105,7 @@ def mmrec_prepare(folder: Path, root: Path) -> dict:
             seconds = time.time() - started
     finally:
         ray.shutdown()
-    card = json.load(open(outputs["card"]))
+    card = json.loads(Path(outputs["card"]).read_text())
     return {"seconds": seconds, "playlists": card["playlists"], "peak_mb": memory.peak / 2**20}
 
 

@@ -45,7 +45,7 @@ def measure(stage: str, config_path: str, overrides: dict) -> dict:
     import ray
 
     from mmrec.config import load_config
-    from mmrec.pipeline import STAGE_MODULES
+    from mmrec.stages import command
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     config = load_config(config_path, overrides)
@@ -54,7 +54,7 @@ def measure(stage: str, config_path: str, overrides: dict) -> dict:
     try:
         with PeakMemory() as memory:
             started = time.time()
-            STAGE_MODULES[stage].run(config)
+            command(stage).run(config)
             seconds = time.time() - started
     finally:
         ray.shutdown()

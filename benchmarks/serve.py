@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -88,11 +89,11 @@ def main() -> None:
 
     from mmrec import artifacts
     from mmrec.config import load_config
+    from mmrec.layout import read_items, read_split
     from mmrec.models import registry
     from mmrec.serve.app import build_app
     from mmrec.serve.recommender import Recommender, Request
     from mmrec.serve.run import application_args
-    from mmrec.train.data import read_items, read_split
 
     config = load_config(args.config, {"artifact_root": args.artifact_root})
     app_args = application_args(config, {})
@@ -165,7 +166,7 @@ def main() -> None:
     for t in threads:
         t.join(timeout=60)
     logs = os.path.join(ray._private.worker._global_node.get_logs_dir_path(), "serve")
-    retries = sum(open(os.path.join(logs, f)).read().count("model replica lost")
+    retries = sum(Path(os.path.join(logs, f)).read_text().count("model replica lost")
                   for f in os.listdir(logs) if f.startswith("replica_mmrec_Ingress"))
     rows.append(f"replica killed under load (8 clients, 10 s): {len(statuses)} requests, "
                 f"{statuses.count(False)} failed, {retries} model call(s) retried by the ingress on the other replica")

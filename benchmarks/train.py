@@ -70,8 +70,8 @@ def sequences_per_second(step, batches: int, batch_size: int) -> float:
 
 
 def single_process(root: str, steps: int, catalogue: int | None) -> dict[str, float]:
+    from mmrec.layout import read_content, read_items, read_split
     from mmrec.train.config import TrainConfig
-    from mmrec.train.data import read_content, read_items, read_split
     from mmrec.train.loop import build_model, model_config
     from mmrec.train.sequences import cloze_batch, epoch_batches, training_windows
 

@@ -58,6 +58,13 @@ class Location:
     def exists(self) -> bool:
         return self.fs.get_file_info(self.path).type != pafs.FileType.NotFound
 
+    def folders(self) -> list[str]:
+        """Names of the folders directly inside this one ([] when it does not exist)."""
+        if not self.exists():
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        return sorted(info.base_name for info in infos if info.type == pafs.FileType.Directory)
+
     def __str__(self) -> str:
         return self.uri
 

@@ -10,85 +10,15 @@ Settings come from defaults, then --config, then `--section.key=value` flags (va
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
-from dataclasses import dataclass
 
 from mmrec import __version__
 from mmrec.artifacts import ArtifactError
 from mmrec.config import ConfigError, MMRecConfig, config_fields, load_config
 from mmrec.data.mpd import MPDFormatError
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    module: str  # holds run(config) -> dict[str, str]
-    sections: tuple[str, ...]  # config sections the stage reads
-    help: str
-    shortcuts: tuple[tuple[str, str], ...] = ()  # (--flag, section.key) pairs, e.g. --space for tune.space
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage(
-        "demo-data",
-        "mmrec.demo.run",
-        ("demo_data",),
-        "generate the demo corpus: MPD-format slices plus audio, lyrics, album-art and biography sources",
-    ),
-    Stage(
-        "prepare",
-        "mmrec.data.run",
-        ("prepare",),
-        "read MPD slices (folder, glob or s3://) into the item table and leave-one-out splits, with a card",
-    ),
-    Stage(
-        "embed",
-        "mmrec.embed.run",
-        ("embed",),
-        "embed audio, lyrics, album art and artist bios per song, fill missing ones, reduce and fuse",
-    ),
-    Stage(
-        "train",
-        "mmrec.train.run",
-        ("train",),
-        "train multimodal BERT4Rec on Ray Train (DDP, checkpoints, resume) and register the best epoch",
-    ),
-    Stage(
-        "evaluate",
-        "mmrec.evaluate.run",
-        ("train", "evaluate"),
-        "score a registered model on the held-out test targets: full-catalogue Recall@k and NDCG@k",
-    ),
-    Stage(
-        "tune",
-        "mmrec.tune.run",
-        ("train", "tune"),
-        "a Ray Tune sweep (ASHA) over train settings from a YAML space; the best trial registered and tested",
-        (("--space", "tune.space"),),
-    ),
-    Stage(
-        "experiment",
-        "mmrec.experiment.run",
-        ("train", "experiment"),
-        "the paper's tables: MostPop, EASE, SASRec, BERT4Rec and modality ablations over seeds, with intervals",
-        (("--grid", "experiment.grid"),),
-    ),
-    Stage(
-        "serve",
-        "mmrec.serve.run",
-        ("train", "serve"),
-        "serve a registered model with Ray Serve: the recommend API, its docs at /docs, a web page at /",
-    ),
-    Stage(
-        "pipeline",
-        "mmrec.pipeline",
-        ("demo_data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve", "pipeline"),
-        "run the main job: the stages of pipeline.stages in order (all by default), then a summary",
-    ),
-)
+from mmrec.stages import COMMANDS, command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmrec {__version__}")
     commands = parser.add_subparsers(dest="stage", metavar="<stage>", required=True)
     fields = {row[0]: row for row in config_fields(MMRecConfig)}
-    for stage in STAGES:
+    for stage in COMMANDS:
         sub = commands.add_parser(stage.name, help=stage.help, description=stage.help)
         sub.add_argument("--config", metavar="YAML", help="config file (default: built-in defaults)")
         sub.add_argument(
@@ -114,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help=f"same as --{key}: {fields[key][3]}")
         group = sub.add_argument_group("settings (override the config file; values are parsed as YAML)")
         for key, type_name, default, description in fields.values():
-            if key.split(".")[0] in stage.sections:
+            if key.split(".")[0] in stage.reads or key in stage.reads:
                 group.add_argument(
                     f"--{key}",
                     dest=key,
@@ -129,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     stage_name = args.pop("stage")
-    stage = next(s for s in STAGES if s.name == stage_name)
+    stage = command(stage_name)
     config_path = args.pop("config")
     try:
         config = load_config(config_path, overrides=args)
@@ -138,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        outputs = importlib.import_module(stage.module).run(config)
+        outputs = stage.run(config)
     except ConfigError as err:  # a bad grid or search-space file, found when the stage reads it
         print(f"mmrec {stage.name}: {err}", file=sys.stderr)
         return 2

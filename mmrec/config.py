@@ -22,12 +22,12 @@ from mmrec.embed.config import EmbedConfig
 from mmrec.evaluate.config import EvaluateConfig
 from mmrec.experiment.config import ExperimentConfig
 from mmrec.serve.config import ServeConfig
+from mmrec.stages import PIPELINE_STAGES
 from mmrec.train.config import TrainConfig
 from mmrec.tune.config import TuneConfig
 
 
-PIPELINE_STAGES = ("demo-data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve")
-Stage = Literal["demo-data", "prepare", "embed", "train", "evaluate", "experiment", "tune", "serve"]
+Stage = Literal[PIPELINE_STAGES]  # a stage's name (mmrec/stages.py)
 
 
 class PipelineConfig(StrictConfig):
@@ -69,14 +69,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     source = str(path) if path else "defaults"
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        data = read_yaml(path, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
@@ -84,6 +77,19 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if overrides:
         source += " with command-line overrides"
     return validate_config(data, source)
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML file's contents (config, search space, grid, Serve file); a ConfigError naming the file and what it
+    was meant to be when it cannot be read or parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read {what} ({err.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
 
 
 def validate_config(data: Mapping[str, Any], source: str = "config") -> MMRecConfig:

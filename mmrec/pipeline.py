@@ -14,19 +14,10 @@ import logging
 import time
 
 from mmrec import artifacts
-from mmrec.config import PIPELINE_STAGES, MMRecConfig
-from mmrec.data import run as prepare
-from mmrec.demo import run as demo_data
-from mmrec.embed import run as embed
-from mmrec.evaluate import run as evaluate
-from mmrec.experiment import run as experiment
-from mmrec.serve import run as serve
-from mmrec.train import run as train
-from mmrec.tune import run as tune
+from mmrec.config import MMRecConfig
+from mmrec.stages import STAGES
 
 log = logging.getLogger("mmrec.pipeline")
-STAGE_MODULES = {"demo-data": demo_data, "prepare": prepare, "embed": embed, "train": train, "evaluate": evaluate,
-                 "experiment": experiment, "tune": tune, "serve": serve}
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -35,8 +26,8 @@ def run(config: MMRecConfig) -> dict[str, str]:
     rows: list[tuple[str, str]] = []
 
     config = config.model_copy(update={"serve": config.serve.model_copy(update={"mode": config.pipeline.serve})})
-    for name in (s for s in PIPELINE_STAGES if s in config.pipeline.stages):
-        stage = STAGE_MODULES[name]
+    for stage in (s for s in STAGES if s.name in config.pipeline.stages):
+        name = stage.name
         t = time.time()
         log.info("pipeline: %s", name)
         outputs.update({f"{name}.{k}": v for k, v in stage.run(config).items()})

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from mmrec.cli import STAGES, main
+from mmrec.cli import main
+from mmrec.stages import COMMANDS, PIPELINE_STAGES
 from mmrec.config import ConfigError, MMRecConfig, load_config
 from tests.conftest import REPO
 
@@ -30,8 +31,6 @@ def test_the_full_mpd_config_is_a_cluster_run_of_the_whole_corpus():
 
 
 def test_pipeline_stages_are_checked_and_run_in_pipeline_order():
-    from mmrec.config import PIPELINE_STAGES
-
     assert load_config().pipeline.stages == PIPELINE_STAGES
     chosen = load_config(overrides={"pipeline.stages": "[serve, prepare]"}).pipeline.stages
     assert [s for s in PIPELINE_STAGES if s in chosen] == ["prepare", "serve"]
@@ -96,7 +95,7 @@ def test_configs_are_immutable():
 
 def test_help_lists_every_stage_and_every_setting():
     out = subprocess.run([sys.executable, "-m", "mmrec.cli", "--help"], capture_output=True, text=True, check=True)
-    for stage in STAGES:
+    for stage in COMMANDS:
         assert stage.name in out.stdout
     out = subprocess.run(
         [sys.executable, "-m", "mmrec.cli", "demo-data", "--help"], capture_output=True, text=True, check=True
@@ -110,9 +109,9 @@ BAD_SETTING = {"demo_data": "playlists=-1", "prepare": "min_playlist_length=1", 
                "evaluate": "batch_size=0", "experiment": "seeds=0"}
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+@pytest.mark.parametrize("stage", COMMANDS, ids=lambda s: s.name)
 def test_cli_rejects_bad_settings_before_doing_any_work(stage, capsys):
-    bad = f"{stage.sections[0]}.{BAD_SETTING[stage.sections[0]]}"
+    bad = f"{stage.reads[0]}.{BAD_SETTING[stage.reads[0]]}"
     assert main([stage.name, f"--{bad}"]) == 2
     assert bad.split("=")[0] in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:

@@ -55,6 +55,10 @@ class MPDFormatError(ValueError):
     """Input that is not in the MPD format; the message names the file, the pid and the field."""
 
 
+class SubmissionError(ValueError):
+    """Recommendations that the RecSys Challenge 2018 validator would reject; the message names the pid."""
+
+
 def is_slice_name(name: str) -> bool:
     return SLICE_NAME.match(name) is not None
 
@@ -313,20 +317,20 @@ def submission_csv(team_name: str, contact: str, recommendations: dict[int, list
     none of them among the playlist's given tracks.
     """
     if "," in team_name or "," in contact:
-        raise ValueError("team name and contact must not contain commas")
+        raise SubmissionError("team name and contact must not contain commas")
     missing = set(given) - set(recommendations)
     if missing:
-        raise ValueError(f"no recommendations for {len(missing)} challenge playlists, e.g. pid {min(missing)}")
+        raise SubmissionError(f"no recommendations for {len(missing)} challenge playlists, e.g. pid {min(missing)}")
     lines = [f"team_info,{team_name},{contact}"]
     for pid in sorted(recommendations):
         tracks = recommendations[pid]
         if pid not in given:
-            raise ValueError(f"pid {pid} is not in the challenge set")
+            raise SubmissionError(f"pid {pid} is not in the challenge set")
         if len(tracks) != SUBMISSION_SIZE or len(set(tracks)) != SUBMISSION_SIZE:
-            raise ValueError(f"pid {pid}: need {SUBMISSION_SIZE} distinct tracks, got {len(set(tracks))}")
+            raise SubmissionError(f"pid {pid}: need {SUBMISSION_SIZE} distinct tracks, got {len(set(tracks))}")
         seeded = set(given[pid]) & set(tracks)
         if seeded:
-            raise ValueError(f"pid {pid}: recommends a given track, {sorted(seeded)[0]}")
+            raise SubmissionError(f"pid {pid}: recommends a given track, {sorted(seeded)[0]}")
         lines.append(", ".join([str(pid), *tracks]))
     return "\n".join(lines) + "\n"
 

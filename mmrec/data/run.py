@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from mmrec import artifacts
+from mmrec import artifacts, layout
 from mmrec.artifacts import CHALLENGE_SCHEMA, ITEMS_SCHEMA, SPLIT_SCHEMA, Location
 from mmrec.config import MMRecConfig
 from mmrec.data.config import PrepareConfig
@@ -47,37 +47,37 @@ from mmrec.data.split import (
     filter_songs_and_playlists,
     leave_one_out_split,
 )
+from mmrec.data.summary import (
+    COUNT_ON_REASON,
+    SliceSummaries,
+    first_per_song,
+    format_card,
+    summarize_slice,
+    summary_rows,
+)
 from mmrec.ray_runtime import init_ray
 
 log = logging.getLogger("mmrec.prepare")
 SPLITS = ("train", "valid", "test")
 FILES_PER_BLOCK = 3
-COUNT_ON_REASON = {
-    "all": "the paper's definition (MPD-freq, MPD-Large count every play), so corpus sizes compare with it; a "
-    "held-out song's own plays count towards its filter, a small leak that decides only whether it stays",
-    "train": "no held-out play counts towards any filter or id: a song must be played in training histories",
-}
 
 
 def data_location(config: MMRecConfig) -> Location:
-    return artifacts.resolve(config.artifact_root).join("data")
+    return layout.data_dir(config.artifact_root)
 
 
 def input_uri(config: MMRecConfig) -> str:
+    """prepare.input, or the demo corpus's slices."""
     if config.prepare.input:
         return config.prepare.input
-    from mmrec.demo.run import corpus_location
-
-    return corpus_location(config).join("data").uri
+    return layout.demo_corpus(config.artifact_root, config.demo_data.output).join("data").uri
 
 
 def challenge_uri(config: MMRecConfig) -> str:
     """The configured challenge set; with the demo corpus as input, the demo's own challenge set."""
     if config.prepare.challenge_set or config.prepare.input:
         return config.prepare.challenge_set
-    from mmrec.demo.run import corpus_location
-
-    demo = corpus_location(config).join("challenge_set.json")
+    demo = layout.demo_corpus(config.artifact_root, config.demo_data.output).join("challenge_set.json")
     return demo.uri if demo.exists() else ""
 
 
@@ -130,7 +130,7 @@ def _prepare(cfg: PrepareConfig, folder: Location, slice_paths: list[str], stagi
     # Pass 1: every slice read and parsed once, in parallel, into staging parquet: playlists as lists of URI
     # hashes, and each slice's distinct songs with their names. Tasks send back only a summary of their slice.
     clock = time.time()
-    summary = _Summary()
+    summary = SliceSummaries()
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = False  # summaries merge in any order; waiting cost 45% here
     paths = ray.data.from_items([{"path": p} for p in slice_paths], override_num_blocks=len(slice_paths))
@@ -297,32 +297,10 @@ def _read_parse_and_stage(batch: pa.Table, fs, repeats: str, staging_uri: str) -
         staged = f"{SLICE_NAME.match(name).group(1).zfill(12)}.parquet"
         artifacts.write_table(staging.join("playlists", staged), parsed.playlists)
         artifacts.write_table(staging.join("songs", staged), parsed.songs)
-        summaries.append(_summarize(parsed.playlists))
+        summaries.append(summarize_slice(parsed.playlists))
         del parsed
         pa.default_memory_pool().release_unused()  # give a slice's buffers back before the next one
     return pa.concat_tables(summaries)
-
-
-def _summarize(playlists: pa.Table) -> pa.Table:
-    """One row: the slice's problems, digest, (pid, file) pairs, and plays of each song (by hash)."""
-    good = playlists.filter(playlists["valid"])
-    block = Block.from_arrow(good["pid"], good["songs"])
-    songs, index = np.unique(block.songs, return_inverse=True)
-    plays, train_plays = count_plays(Block(block.pids, block.offsets, index), len(songs))
-    digests = playlists.filter(pc.is_valid(playlists["file_digest"]))
-    return pa.table({
-        "reasons": [pc.list_flatten(playlists["problem_reasons"]).to_pylist()],
-        "messages": [pc.list_flatten(playlists["problem_messages"]).to_pylist()[:1]],
-        "digest_files": [digests["file"].to_pylist()],
-        "digests": [digests["file_digest"].to_pylist()],
-        "pids": [good["pid"].to_pylist()],
-        "pid_files": [good["file"].to_pylist()],
-        "entries": [len(block.songs)],
-        "repeats_dropped": [int(pc.sum(good["repeats_dropped"]).as_py() or 0)],
-        "songs": [songs],
-        "plays": [plays],
-        "train_plays": [train_plays],
-    })
 
 
 def _encode(batch: pa.Table, hashes, drop: dict) -> pa.Table:
@@ -353,83 +331,10 @@ def _split(batch: pa.Table, item_of_song, min_length: int) -> pa.Table:
 
 
 def _songs_among(batch: pa.Table, kept) -> pa.Table:
-    return _first_per_song(batch.filter(pc.is_in(batch["song"], value_set=ray.get(kept))))
-
-
-def _first_per_song(rows: pa.Table) -> pa.Table:
-    """The lowest pid's row of each song (and of each other URI spelling under the same hash, which only a
-    hash collision can give: kept so it is caught)."""
-    rows = rows.sort_by([("song", "ascending"), ("track_uri", "ascending"), ("pid", "ascending")])
-    song, uri = rows["song"].to_numpy(), rows["track_uri"].to_numpy(zero_copy_only=False)
-    first = np.r_[True, (song[1:] != song[:-1]) | (uri[1:] != uri[:-1])] if rows.num_rows else np.zeros(0, bool)
-    return rows.filter(pa.array(first))
+    return first_per_song(batch.filter(pc.is_in(batch["song"], value_set=ray.get(kept))))
 
 
 # --- driver-side helpers -----------------------------------------------------------------------------------
-
-
-class _Summary:
-    """Accumulates the per-slice summaries of pass 1; song plays are merged by hash as they stream in."""
-
-    def __init__(self):
-        self.problems: Counter[str] = Counter()
-        self.first_problem = ""
-        self.digests: dict[str, str] = {}
-        self.pid_files: dict[int, list[str]] = {}
-        self.playlists = self.entries = self.repeats_dropped = 0
-        self._songs: list[pa.Table] = []
-        self._pending_rows = 0
-
-    def add(self, batch: pa.Table) -> None:
-        scalars = ["reasons", "messages", "digest_files", "digests", "pids", "pid_files", "entries", "repeats_dropped"]
-        for row in batch.select(scalars).to_pylist():
-            self.problems.update(row["reasons"])
-            if row["messages"] and (not self.first_problem or row["messages"][0] < self.first_problem):
-                self.first_problem = row["messages"][0]
-            self.digests.update(zip(row["digest_files"], row["digests"]))
-            for pid, file in zip(row["pids"], row["pid_files"]):
-                self.pid_files.setdefault(pid, []).append(file)
-            self.playlists += len(row["pids"])
-            self.entries += row["entries"]
-            self.repeats_dropped += row["repeats_dropped"]
-        self._songs.append(batch.select(["songs", "plays", "train_plays"]))
-        self._pending_rows += int(pc.sum(pc.list_value_length(batch["songs"])).as_py() or 0)
-        if self._pending_rows > 1_000_000:  # merge as we go: memory follows the catalogue, not the corpus
-            self._songs = [self._merged_table()]
-            self._pending_rows = self._songs[0].num_rows
-
-    def _merged_table(self) -> pa.Table:
-        flat = []
-        for t in self._songs:
-            if "song" in t.column_names:
-                flat.append(t)
-                continue
-            flat.append(pa.table({name: pc.list_flatten(t[col]) for name, col in
-                                  (("song", "songs"), ("plays", "plays"), ("train_plays", "train_plays"))}))
-        table = pa.concat_tables(flat)
-        merged = table.group_by("song").aggregate([("plays", "sum"), ("train_plays", "sum")])
-        return merged.rename_columns(["song", "plays", "train_plays"])
-
-    def song_plays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(hashes sorted, plays, training plays) of every song read."""
-        table = self._merged_table().sort_by("song")
-        return tuple(table[c].to_numpy() for c in ("song", "plays", "train_plays"))
-
-    def duplicate_pids(self) -> dict[int, list[str]]:
-        return {pid: sorted(files, key=_slice_order) for pid, files in self.pid_files.items() if len(files) > 1}
-
-    def content_hash(self) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        for file in sorted(self.digests, key=_slice_order):
-            h.update(f"{file}\t{self.digests[file]}\n".encode())
-        return h.hexdigest()
-
-
-def _slice_order(file: str) -> tuple[int, str]:
-    match = SLICE_NAME.match(file)
-    return (int(match.group(1)) if match else -1, file)
 
 
 def _kept_song_metadata(songs_dir: Location, kept_hashes: np.ndarray) -> pa.Table:
@@ -445,7 +350,7 @@ def _kept_song_metadata(songs_dir: Location, kept_hashes: np.ndarray) -> pa.Tabl
         .iter_batches(batch_size=None, batch_format="pyarrow")
     ):
         batch = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        merged = _first_per_song(batch if merged is None else pa.concat_tables([merged, batch]))
+        merged = first_per_song(batch if merged is None else pa.concat_tables([merged, batch]))
     if merged.num_rows != len(kept_hashes):
         raise MPDFormatError("two different track URIs share a 64-bit hash; please report this corpus")
     order = np.searchsorted(merged["song"].to_numpy(), kept_hashes)
@@ -507,28 +412,8 @@ def _write_challenge(uri: str, out: Location, hashes: np.ndarray, item_of_song: 
     return {"uri": loc.uri, "playlists": challenge.num_rows, "given_tracks": len(item), "unknown_given_tracks": int((~known).sum())}
 
 
-def format_card(card: dict) -> str:
-    rows = [
-        ("input", f"{card['input']['slices']} slice(s) at {card['input']['folder']}"),
-        ("read", f"{card['read']['playlists']:,} playlists, {card['read']['entries']:,} entries, {card['read']['songs']:,} songs"),
-        ("filters", f"songs >= {card['thresholds']['min_song_count']} plays ({card['count_on']}), playlists >= "
-                    f"{card['thresholds']['min_playlist_length']} songs, repeats {card['repeats']}, {card['filter_passes']} pass(es)"),
-        ("kept", f"{card['playlists']:,} playlists, {card['songs']:,} songs, {card['interactions']:,} interactions"),
-        ("sparsity", f"{card['sparsity']:.6f}"),
-        ("skipped", ", ".join(f"{k} {v}" for k, v in card["skipped"].items()) or "nothing"),
-        ("time", f"{card['seconds']} s"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(["", "prepare", "-" * 60, *[f"{k.ljust(width)}  {v}" for k, v in rows], "-" * 60, ""])
-
-
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:
-    card = artifacts.read_json(data_location(config).join("card.json"))
-    return [
-        ("playlists", f"{card['playlists']:,} (of {card['read']['playlists']:,} read)"),
-        ("songs", f"{card['songs']:,} (>= {card['thresholds']['min_song_count']} plays, of {card['read']['songs']:,})"),
-        ("interactions", f"{card['interactions']:,}, sparsity {card['sparsity']:.5f}"),
-    ]
+    return summary_rows(artifacts.read_json(data_location(config).join("card.json")))
 
 
 def _outputs(out: Location, with_challenge: bool) -> dict[str, str]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import ray
 
-from mmrec import artifacts
+from mmrec import artifacts, layout
 from mmrec.artifacts import Location
 from mmrec.config import MMRecConfig
 from mmrec.demo.config import DemoDataConfig
@@ -52,7 +52,7 @@ COVER_TASKS = 8  # album-cover work is split into this many Ray tasks
 
 
 def corpus_location(config: MMRecConfig) -> Location:
-    return artifacts.resolve(config.demo_data.output or f"{config.artifact_root.rstrip('/')}/demo-corpus")
+    return layout.demo_corpus(config.artifact_root, config.demo_data.output)
 
 
 def run(config: MMRecConfig) -> dict[str, str]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from mmrec.artifacts import ArtifactError
+
 AUDIO_FEATURES = (
     "danceability", "energy", "key", "loudness", "mode", "speechiness",
     "acousticness", "instrumentalness", "liveness", "valence", "tempo",
@@ -35,7 +37,7 @@ def audio_keys(table: pa.Table, where: str) -> list[str]:
         return [str(u) if u is not None else "" for u in table["uri"].to_pylist()]
     if "id" in table.column_names:
         return [f"spotify:track:{i}" if i else "" for i in table["id"].to_pylist()]
-    raise ValueError(f"{where}: needs a `uri` or an `id` column (has: {', '.join(table.column_names)})")
+    raise ArtifactError(f"{where}: needs a `uri` or an `id` column (has: {', '.join(table.column_names)})")
 
 
 def check_audio(table: pa.Table, where: str) -> tuple[np.ndarray, np.ndarray, Counter]:
@@ -43,7 +45,7 @@ def check_audio(table: pa.Table, where: str) -> tuple[np.ndarray, np.ndarray, Co
     invalid (treated as a missing modality), and counted by feature."""
     missing = [f for f in AUDIO_FEATURES if f not in table.column_names]
     if missing:
-        raise ValueError(f"{where}: missing audio feature column(s): {', '.join(missing)}")
+        raise ArtifactError(f"{where}: missing audio feature column(s): {', '.join(missing)}")
     values = np.column_stack([
         np.asarray(pa.compute.cast(table[f], pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
         if pa.types.is_floating(table[f].type) or pa.types.is_integer(table[f].type)

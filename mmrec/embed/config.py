@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmrec.config_base import StrictConfig
 
@@ -64,3 +64,9 @@ class EmbedConfig(StrictConfig):
     batch_size: int = Field(128, ge=1, description="texts per batch through the text model")
     use_gpu: Literal["auto", "yes", "no"] = Field("auto", description="GPUs for the text model: auto = if the cluster has any")
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "EmbedConfig":
+        if self.lyrics_encoder == "word_vectors" and "lyrics" in self.modalities and not self.word_vectors:
+            raise ValueError("embed.word_vectors: a GloVe/word2vec file is needed for lyrics_encoder=word_vectors")
+        return self

@@ -24,12 +24,13 @@ import pyarrow.parquet as pq
 import ray
 import torch
 
-from mmrec import artifacts
+from mmrec import artifacts, layout
 from mmrec.artifacts import ITEMS_SCHEMA, Location
 from mmrec.config import MMRecConfig
 from mmrec.embed.audio import SCALED_DIM, AudioScaler, audio_keys, check_audio
 from mmrec.embed.config import EmbedConfig
-from mmrec.embed.fuse import fill_missing_mean, fill_missing_regression, reduce_dimension, standardise
+from mmrec.embed.fuse import fuse_songs
+from mmrec.embed.plots import genre_map, loss_plot, reconstruction_grid
 from mmrec.embed.images import decode_cover, to_channels_first
 from mmrec.embed.text import (
     SentenceEmbedder,
@@ -42,25 +43,15 @@ from mmrec.embed.vae import AlbumArtVAE, AudioVAE, embed_with_vae, train_vae
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 
 log = logging.getLogger("mmrec.embed")
-DEMO_SOURCES = {
-    "audio_features": "audio_features.csv",
-    "lyrics": "lyrics.jsonl",
-    "album_art_index": "album_art/index.jsonl",
-    "artist_bios": "artist_bios.jsonl",
-}
 
 
 def embeddings_location(config: MMRecConfig) -> Location:
-    return artifacts.resolve(config.artifact_root).join("embeddings")
+    return layout.embeddings_dir(config.artifact_root)
 
 
 def source(config: MMRecConfig, name: str) -> Location:
-    value = getattr(config.embed, name)
-    if value:
-        return artifacts.resolve(value)
-    from mmrec.demo.run import corpus_location
-
-    return corpus_location(config).join(DEMO_SOURCES[name])
+    """A modality source (embed.audio_features, .lyrics, .album_art_index, .artist_bios), or the demo's."""
+    return layout.modality_source(config.artifact_root, name, getattr(config.embed, name), config.demo_data.output)
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -87,54 +78,31 @@ def run(config: MMRecConfig) -> dict[str, str]:
                                                              problems)
 
     # The song universe: every prepared item, and every song a source describes (cold songs included).
-    uris = list(dict.fromkeys(items["track_uri"].to_pylist() + [u for keys, _ in tables.values() for u in keys]))
-    position = {u: i for i, u in enumerate(uris)}
-    item_of = dict(zip(items["track_uri"].to_pylist(), items["item_idx"].to_pylist()))
-    item_idx = pa.array([item_of.get(u) for u in uris], pa.int32())
-    raw, present = {}, {}
-    for name, (keys, vectors) in tables.items():
-        matrix = np.zeros((len(uris), vectors.shape[1]), np.float32)
-        mask = np.zeros(len(uris), bool)
-        rows = np.array([position[k] for k in keys], dtype=np.int64)
-        matrix[rows], mask[rows] = vectors, True
-        raw[name], present[name] = matrix, mask
-
-    reduced, card_modalities = {}, {}
+    songs = fuse_songs(items["track_uri"].to_pylist(), items["item_idx"].to_pylist(), tables, cfg.fill, cfg.dim,
+                       cfg.fused_dim, cfg.seed)
+    item_idx = pa.array(songs.item_idx, pa.int32())
     for name in tables:
-        others = [(raw[o], present[o]) for o in tables if o != name]
-        filled = (fill_missing_regression(raw[name], present[name], others) if cfg.fill == "regressor"
-                  else fill_missing_mean(raw[name], present[name]))
-        reduced[name], kept = reduce_dimension(filled, cfg.dim, cfg.seed)
-        _write_vectors(out.join(f"{name}.parquet"), uris, item_idx, reduced[name], present[name])
-        in_items = np.array([u in item_of for u in uris])
-        card_modalities[name] = {
-            **notes[name],
-            "dim": int(reduced[name].shape[1]),
-            "variance_kept": round(kept, 4),
-            "coverage_items": round(float(present[name][in_items].mean()), 4),
-            "coverage_all_songs": round(float(present[name].mean()), 4),
-        }
-    fused = np.concatenate([standardise(reduced[name]) for name in tables], axis=1)
-    fused_variance = 1.0
-    if cfg.fused_dim:
-        fused, fused_variance = reduce_dimension(fused, cfg.fused_dim, cfg.seed)
-    any_present = np.column_stack([present[n] for n in tables]).any(axis=1)
-    _write_vectors(out.join("fused.parquet"), uris, item_idx, fused, any_present)
-    plots = _genre_map(config, uris, fused, out)
+        _write_vectors(out.join(f"{name}.parquet"), songs.uris, item_idx, songs.reduced[name], songs.present[name])
+    _write_vectors(out.join("fused.parquet"), songs.uris, item_idx, songs.fused, songs.any_present)
+    plots = {"audio_vae_loss": out.join("plots", "audio_vae_loss.png").uri}
+    genres = _hidden_genres(config)
+    if genres:
+        map_uri = genre_map(songs.uris, songs.fused, genres, out.join("plots", "fused_genre_map.png"))
+        plots.update({"genre_map": map_uri} if map_uri else {})
 
     card = artifacts.card(
-        modalities=card_modalities,
-        fused={"dim": int(fused.shape[1]), "order": list(tables), "variance_kept": round(fused_variance, 4)},
-        songs=len(uris),
+        modalities={name: {**notes[name], **songs.modality_notes[name]} for name in tables},
+        fused={"dim": int(songs.fused.shape[1]), "order": list(tables), "variance_kept": round(songs.fused_variance, 4)},
+        songs=len(songs.uris),
         items=items.num_rows,
-        cold_songs=int(sum(u not in item_of for u in uris)),
+        cold_songs=int(sum(i is None for i in songs.item_idx)),
         fill=cfg.fill,
         problems=dict(sorted(problems.items())),
         plots=plots,
         seconds=round(time.time() - started, 1),
     )
     artifacts.write_json(out.join("card.json"), card)
-    log.info("embeddings for %d songs (%d items) in %.0f s", len(uris), items.num_rows, card["seconds"])
+    log.info("embeddings for %d songs (%d items) in %.0f s", len(songs.uris), items.num_rows, card["seconds"])
     return {**{n: out.join(f"{n}.parquet").uri for n in tables}, "fused": out.join("fused.parquet").uri,
             "card": out.join("card.json").uri}
 
@@ -197,7 +165,7 @@ def _audio(config: MMRecConfig, loc: Location, out: Location, problems: Counter,
     torch.manual_seed(cfg.seed)  # the initial weights too, so a rerun gives the same vectors
     model = AudioVAE(SCALED_DIM, latent_dim=cfg.audio_latent)
     history, trainer = _fit_vae(config, "audio", model, data, cfg.audio_epochs, 256, 3e-3, cfg.audio_beta)
-    _loss_plot(history, out.join("plots", "audio_vae_loss.png"), "audio VAE")
+    loss_plot(history, out.join("plots", "audio_vae_loss.png"), "audio VAE")
     vectors = embed_with_vae(model, data)
     return ([keys[i] for i in rows], vectors), {"source": loc.uri, "model": "AudioVAE", "songs": len(rows),
                                                "final_loss": round(history[-1]["loss"], 4), "trainer": trainer}
@@ -217,10 +185,8 @@ def _lyrics(cfg: EmbedConfig, loc: Location, problems: Counter, wanted: set | No
     keys = [keys[i] for i, ok in zip(rows, usable) if ok]
     documents = [d for d, ok in zip(documents, usable) if ok]
     if cfg.lyrics_encoder == "word_vectors":
-        if not cfg.word_vectors:
-            raise ValueError("embed.word_vectors: a GloVe/word2vec file is needed for lyrics_encoder=word_vectors")
-        lines = artifacts.read_bytes(artifacts.resolve(cfg.word_vectors)).decode().splitlines()
-        words = read_word_vectors(lines)
+        word_vectors = artifacts.resolve(cfg.word_vectors)
+        words = read_word_vectors(artifacts.read_bytes(word_vectors).decode().splitlines(), word_vectors.uri)
         vectors, present = average_word_vectors(documents, words, len(next(iter(words.values()))))
         keys = [k for k, p in zip(keys, present) if p]
         return (keys, vectors[present]), {"source": loc.uri, "model": cfg.word_vectors, "songs": len(keys)}
@@ -336,8 +302,8 @@ def _album_art(config: MMRecConfig, loc: Location, items: pa.Table, out: Locatio
     model = AlbumArtVAE(latent_dim=cfg.art_latent, width=cfg.art_width)
     beta = 0.0 if cfg.art_model == "autoencoder" else cfg.art_beta
     history, trainer = _fit_vae(config, "album_art", model, sample, cfg.art_epochs, 64, 1e-3, beta)
-    _loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
-    _reconstruction_grid(model, sample[:8], out.join("plots", "album_art_reconstructions.png"))
+    loss_plot(history, out.join("plots", "album_art_vae_loss.png"), "album-art VAE")
+    reconstruction_grid(model, sample[:8], out.join("plots", "album_art_reconstructions.png"))
 
     weights = {k: v.cpu() for k, v in model.state_dict().items()}
     keys, vectors = [], []
@@ -440,68 +406,10 @@ def _write_vectors(loc: Location, uris: list[str], item_idx: pa.Array, vectors: 
     artifacts.write_table(loc, table)
 
 
-def _loss_plot(history: list[dict], loc: Location, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.2))
-    epochs = [h["epoch"] + 1 for h in history]
-    for key in ("loss", "reconstruction", "kl"):
-        axis.plot(epochs, [h[key] for h in history], marker="o", label=key)
-    axis.set(xlabel="epoch", ylabel="per example", title=f"{title}: ELBO terms")
-    axis.legend()
-    path = artifacts.write_png(loc, figure)
-    plt.close(figure)
-    return path
-
-
-def _reconstruction_grid(model, images: np.ndarray, loc: Location) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    with torch.no_grad():
-        model.eval()
-        reconstructions = model.decode(model.encode(torch.from_numpy(images))[0]).numpy()
-    figure, axes = plt.subplots(2, len(images), figsize=(1.6 * len(images), 3.4))
-    for j in range(len(images)):
-        for row, source_images in enumerate((images, reconstructions)):
-            axes[row, j].imshow(source_images[j].transpose(1, 2, 0))
-            axes[row, j].axis("off")
-    axes[0, 0].set_title("original", fontsize=8, loc="left")
-    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-    path = artifacts.write_png(loc, figure)
-    plt.close(figure)
-    return path
-
-
-def _genre_map(config: MMRecConfig, uris: list[str], fused: np.ndarray, out: Location) -> dict:
-    """A 2-D PCA map of the fused vectors coloured by the demo corpus's hidden genre (plots only)."""
-    from mmrec.demo.run import corpus_location
-
-    hidden = corpus_location(config).join("hidden", "song_genres.csv")
-    plots = {"audio_vae_loss": out.join("plots", "audio_vae_loss.png").uri}
+def _hidden_genres(config: MMRecConfig) -> dict[str, int]:
+    """track URI -> the demo corpus's hidden genre, for the fused map (empty for a real corpus)."""
+    hidden = layout.demo_corpus(config.artifact_root, config.demo_data.output).join("hidden", "song_genres.csv")
     if not hidden.exists():
-        return plots
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        return {}
     genres = pacsv.read_csv(io.BytesIO(artifacts.read_bytes(hidden)))
-    genre_of = dict(zip(genres["track_uri"].to_pylist(), genres["genre"].to_pylist()))
-    rows = np.array([i for i, u in enumerate(uris) if u in genre_of])
-    if len(rows) < 3:
-        return plots
-    points, _ = reduce_dimension(fused[rows], 2)
-    colours = np.array([genre_of[uris[i]] for i in rows])
-    figure, axis = plt.subplots(figsize=(6, 5))
-    axis.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab20", s=3, alpha=0.6)
-    axis.set(title="fused content vectors (PCA), coloured by hidden genre", xticks=[], yticks=[])
-    plots["genre_map"] = artifacts.write_png(out.join("plots", "fused_genre_map.png"), figure)
-    plt.close(figure)
-    return plots
+    return dict(zip(genres["track_uri"].to_pylist(), genres["genre"].to_pylist()))

@@ -11,6 +11,8 @@ from collections import Counter
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from mmrec.artifacts import ArtifactError
+
 SECTION_TAG = re.compile(r"\[[^\]\n]*\]")
 TITLE_LINE = re.compile(r"^\s*(\d+\s+Contributors?)?.*\bLyrics\s*$", re.IGNORECASE)
 EMBED_TAIL = re.compile(r"(\d*)\s*Embed\s*$")
@@ -98,7 +100,7 @@ def average_word_vectors(documents: list[list[str]], vectors: dict[str, np.ndarr
     return out, present
 
 
-def read_word_vectors(lines, limit: int | None = None) -> dict[str, np.ndarray]:
+def read_word_vectors(lines, where: str = "word vectors", limit: int | None = None) -> dict[str, np.ndarray]:
     """GloVe / word2vec text format: `word v1 v2 ...` per line (a word2vec header line is skipped)."""
     vectors: dict[str, np.ndarray] = {}
     dim = None
@@ -109,7 +111,7 @@ def read_word_vectors(lines, limit: int | None = None) -> dict[str, np.ndarray]:
         if dim is None:
             dim = len(parts) - 1
         if len(parts) - 1 != dim:
-            raise ValueError(f"line {number + 1}: {len(parts) - 1} numbers, expected {dim}")
+            raise ArtifactError(f"{where}: line {number + 1}: {len(parts) - 1} numbers, expected {dim}")
         vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
         if limit and len(vectors) >= limit:
             break

@@ -120,7 +120,7 @@ def evaluate_by_popularity(score, histories: list[np.ndarray], targets: np.ndarr
 
 
 def _score_batches(score, histories, targets, batch_size, device, totals: MetricTotals) -> None:
-    from mmrec.train.sequences import left_pad
+    from mmrec.models.bert4rec import left_pad
 
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]

@@ -11,20 +11,23 @@ import time
 import numpy as np
 import torch
 
-from mmrec import artifacts
+from mmrec import artifacts, layout
 from mmrec.config import MMRecConfig
 from mmrec.evaluate.metrics import evaluate_by_popularity, evaluate_scorer
+from mmrec.layout import cold_items, read_split, sample_rows, train_counts
 from mmrec.models import registry
 from mmrec.models.popularity import MostPopular
-from mmrec.train.data import cold_items, read_split, sample_rows, train_counts
 
 log = logging.getLogger("mmrec.evaluate")
 
 
-def model_location(config: MMRecConfig):
-    from mmrec.train.run import run_name
+def model_name(config: MMRecConfig) -> str:
+    """evaluate.model, or the model train registers with these settings (layout.run_name)."""
+    return config.evaluate.model or layout.run_name(config.train, config.artifact_root)
 
-    return artifacts.resolve(config.artifact_root).join("models", config.evaluate.model or run_name(config))
+
+def model_location(config: MMRecConfig):
+    return layout.registered_model(config.artifact_root, model_name(config))
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -47,7 +50,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     artifacts.write_json(target, evaluation)
     log.info("%s on %d %s playlists: %s", loc.name, totals.count, cfg.split,
              ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
-    return {"evaluation": target.uri}
+    return {"model": loc.name, "evaluation": target.uri}
 
 
 def cold_song_table(model, split, cold_share: float, cfg) -> dict:

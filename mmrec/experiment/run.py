@@ -21,18 +21,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from mmrec import artifacts
+from mmrec import artifacts, figures, layout
 from mmrec.artifacts import ArtifactError
-from mmrec.config import ConfigError, MMRecConfig
+from mmrec.config import ConfigError, MMRecConfig, read_yaml
 from mmrec.evaluate.metrics import evaluate_by_popularity, evaluate_scorer
 from mmrec.experiment.stats import mean_and_interval
+from mmrec.layout import read_content, read_items, read_split, train_counts
 from mmrec.models.content_knn import ContentKNN
 from mmrec.models.ease import EASE
 from mmrec.models.popularity import MostPopular
 from mmrec.train.config import TrainConfig
-from mmrec.train.data import read_content, read_items, read_split, train_counts
 
 log = logging.getLogger("mmrec.experiment")
 BASELINES = ("mostpop", "ease", "content_knn", "oracle")  # untrained scorers: one run, no seeds
@@ -40,10 +39,7 @@ BASELINES = ("mostpop", "ease", "content_knn", "oracle")  # untrained scorers: o
 
 def read_grid(path: str) -> list[dict]:
     """Cells [{name, model, train}] from the grid file, checked: unique names, known models, valid train keys."""
-    try:
-        grid = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the experiment grid ({err.strerror})") from None
+    grid = read_yaml(path, "the experiment grid")
     if not isinstance(grid, dict) or not isinstance(grid.get("cells"), list) or not grid["cells"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty list 'cells'")
     cells, names = [], set()
@@ -190,9 +186,8 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
             notes = {"modalities": list(modalities)}
         else:
             from mmrec.demo.oracle import GenrePopularityOracle, read_song_genres
-            from mmrec.demo.run import corpus_location
 
-            genres = read_song_genres(corpus_location(config).uri, items.sort_by("item_idx")["track_uri"].to_pylist())
+            genres = read_song_genres(layout.demo_corpus(config.artifact_root, config.demo_data.output).uri, items.sort_by("item_idx")["track_uri"].to_pylist())
             model, parameters = GenrePopularityOracle(genres, counts), len(counts)
         split = read_split(root, cfg.split)
         totals, bands = evaluate_by_popularity(model.score, split.histories, split.targets, counts, config.train.ks)
@@ -267,11 +262,9 @@ def _train_config(config: MMRecConfig, cell: dict, seed: int) -> MMRecConfig:
 def _cell_key(config: MMRecConfig, cell: dict, seed: int) -> str:
     """What a finished cell depends on: its definition, the base settings and the data; a change reruns it."""
     root = artifacts.resolve(config.artifact_root)
-    from mmrec.models.registry import card_hash
-
     basis = [cell, seed, config.train.model_dump(mode="json"), config.experiment.split,
              config.experiment.ease_l2, config.experiment.ease_max_dense_songs,
-             card_hash(root.join("data", "card.json")), card_hash(root.join("embeddings", "card.json"))]
+             layout.card_hash(root.join("data", "card.json")), layout.card_hash(root.join("embeddings", "card.json"))]
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -362,18 +355,12 @@ def results_markdown(table: list[dict], cfg) -> str:
 
 
 def bar_chart(table: list[dict], metric: str, loc) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [row["name"] for row in table]
     means = [row["metrics"][metric]["mean"] for row in table]
     errors = [row["metrics"][metric]["interval"] for row in table]
-    figure, axis = plt.subplots(figsize=(max(5, 0.9 * len(names) + 2), 3.6))
+    figure, axis = figures.subplots(figsize=(max(5, 0.9 * len(names) + 2), 3.6))
     axis.bar(range(len(names)), means, yerr=errors, capsize=4, color="tab:blue")
     axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
     axis.set(ylabel=metric, title=f"{metric} (mean, 95% interval over seeds)")
-    uri = artifacts.write_png(loc, figure)
-    plt.close(figure)
+    uri = figures.save(figure, loc)
     return uri

@@ -26,11 +26,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 PADDING = 0
+
+
+def left_pad(sequences: list[np.ndarray], length: int, padding: int = PADDING) -> np.ndarray:
+    """(B, length) int64 token rows: each sequence's last `length` entries, right-aligned, padding on the left
+    (the model's input layout: the newest song is always the last position)."""
+    out = np.full((len(sequences), length), padding, dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        tail = sequence[-length:] if length else sequence[:0]
+        if len(tail):
+            out[row, length - len(tail):] = tail
+    return out
 
 
 # --- 1. item representation -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -32,18 +31,6 @@ WEIGHTS = "model.safetensors"
 
 def weights_to_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     return save_safetensors({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
-
-
-VOLATILE_CARD_FIELDS = ("written_at", "seconds")  # a rerun that writes the same artifacts changes only these
-
-
-def card_hash(loc: Location) -> str | None:
-    """sha256 of a stage card without its timestamps, so a model names the exact data and embeddings it was
-    trained on, and rerunning a stage that produces the same artifacts does not start training afresh."""
-    if not loc.exists():
-        return None
-    card = {k: v for k, v in artifacts.read_json(loc).items() if k not in VOLATILE_CARD_FIELDS}
-    return hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()
 
 
 def songs_table(track_uris: list[str], item_idx: np.ndarray, vectors: dict[str, np.ndarray]) -> pa.Table:

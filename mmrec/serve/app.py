@@ -270,18 +270,15 @@ class Ingress:
 def build_app(args: dict, deployments: dict[str, dict] | None = None):
     """The application from a Serve config's `args:`; `deployments` (name -> options) is what `mmrec serve`
     passes from the same file (`serve run` / `serve deploy` apply the file's deployment options themselves)."""
+    from mmrec import layout
     from mmrec.config import load_config
-    from mmrec.embed.run import source
     from mmrec.ray_runtime import cluster_gpus
-    from mmrec.train.run import run_name
 
     settings = AppArgs.model_validate(args or {})
     overrides = {"artifact_root": settings.artifact_root} if settings.artifact_root else {}
     config = load_config(settings.config or None, overrides)
     root = artifacts.resolve(config.artifact_root)
-    model = root.join("models", settings.model or run_name(config))
-    if not model.join("card.json").exists():
-        raise artifacts.ArtifactError(f"{model.uri}: no registered model there (train or tune one first)")
+    model = layout.registered_model(root.uri, settings.model or layout.run_name(config.train, root.uri))
     gpus = settings.use_gpu == "yes" or (settings.use_gpu == "auto" and cluster_gpus() > 0)
     deployments = deployments or {}
     recommender = RecommenderDeployment.options(**{
@@ -289,7 +286,8 @@ def build_app(args: dict, deployments: dict[str, dict] | None = None):
         **deployments.get(MODEL, {})})
     ingress = Ingress.options(**{"ray_actor_options": {"num_cpus": settings.ingress_cpus},
                                  **deployments.get(INGRESS, {})})
-    art_index = settings.album_art_index or source(config, "album_art_index").uri
+    art_index = settings.album_art_index or layout.modality_source(
+        root.uri, "album_art_index", config.embed.album_art_index, config.demo_data.output).uri
     return ingress.bind(recommender.bind(model.uri, "cuda" if gpus else "cpu"), model.uri,
                         root.join("data", "card.json").uri, art_index, settings.max_body_bytes,
                         settings.model_retries)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 
 from mmrec import artifacts
-from mmrec.artifacts import Location
+from mmrec.artifacts import ArtifactError, Location
 from mmrec.models.registry import RegisteredModel
 
 UNKNOWN = "not a song of this model"
@@ -49,7 +49,7 @@ class Catalogue:
         order = np.argsort(items["item_idx"].to_numpy())
         items = items.take(order)
         if not np.array_equal(items["item_idx"].to_numpy(), np.arange(1, items.num_rows + 1)):
-            raise ValueError("items.parquet: item_idx must be 1..N")
+            raise ArtifactError("items.parquet: item_idx must be 1..N")
         self.num_items = items.num_rows
         self.uris = [""] + items["track_uri"].to_pylist() + list(cold_uris)
         self.column = {uri: i for i, uri in enumerate(self.uris) if uri}

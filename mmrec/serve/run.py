@@ -19,10 +19,10 @@ import time
 import urllib.error
 import urllib.request
 
-import yaml
 
-from mmrec import artifacts
-from mmrec.config import ConfigError, MMRecConfig
+from mmrec import artifacts, layout
+from mmrec.config import ConfigError, MMRecConfig, read_yaml
+from mmrec.layout import read_items, read_split
 from mmrec.ray_runtime import init_ray
 from mmrec.serve.config import HIGH_THROUGHPUT_ENV
 
@@ -32,13 +32,7 @@ IMPORT_PATH = "mmrec.serve.app:build_app"
 
 def read_serve_file(path: str) -> dict:
     """The mmrec application of a Serve config file, checked: {name, route_prefix, args, deployments, http}."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            document = yaml.safe_load(f) or {}
-    except OSError as err:
-        raise ConfigError(f"serve.file: cannot read {path} ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    document = read_yaml(path, "serve.file") or {}
     apps = [a for a in document.get("applications") or [] if isinstance(a, dict)
             and a.get("import_path") == IMPORT_PATH]
     if len(apps) != 1:
@@ -60,13 +54,16 @@ def read_serve_file(path: str) -> dict:
 
 def application_args(config: MMRecConfig, file_args: dict) -> dict:
     """The file's args with the model, artifact root and cover index this mmrec config names."""
-    from mmrec.embed.run import source
-    from mmrec.train.run import run_name
-
     root = artifacts.resolve(config.artifact_root)
     return {**file_args, "config": "", "artifact_root": root.uri,
-            "model": config.serve.model or file_args.get("model") or run_name(config),
-            "album_art_index": file_args.get("album_art_index") or source(config, "album_art_index").uri}
+            "model": config.serve.model or file_args.get("model") or layout.run_name(config.train, root.uri),
+            "album_art_index": file_args.get("album_art_index") or album_art_index(config).uri}
+
+
+def album_art_index(config: MMRecConfig):
+    """The cover index the web page shows covers from (embed.album_art_index, or the demo corpus's)."""
+    return layout.modality_source(config.artifact_root, "album_art_index", config.embed.album_art_index,
+                                  config.demo_data.output)
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -78,9 +75,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     args = application_args(config, spec["args"])
     host = config.serve.host or spec["http"].get("host") or "127.0.0.1"
     port = config.serve.port or int(spec["http"].get("port") or 8000)
-    model = artifacts.resolve(args["artifact_root"]).join("models", args["model"])
-    if not model.join("card.json").exists():  # say so before Ray starts
-        raise artifacts.ArtifactError(f"{model.uri}: no registered model there (train or tune one first)")
+    layout.registered_model(args["artifact_root"], args["model"])  # a missing model says so before Ray starts
     _choose_data_plane(config)
     init_ray()
     app = build_app(args, spec["deployments"])
@@ -132,8 +127,6 @@ def _choose_data_plane(config: MMRecConfig) -> None:
 
 def _demo_request(config: MMRecConfig, url: str) -> str:
     """Continue the first test playlist through HTTP; print the top songs; keep the exchange as a report."""
-    from mmrec.train.data import read_items, read_split
-
     items = read_items(config.artifact_root)
     uris = dict(zip(items["item_idx"].to_pylist(), items["track_uri"].to_pylist()))
     history = read_split(config.artifact_root, "test").histories[0]

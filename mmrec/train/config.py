@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from mmrec.config_base import StrictConfig
+from mmrec.config_base import PROTOCOL, RUNTIME, StrictConfig
 from mmrec.embed.config import Modality
 
 
@@ -14,11 +14,15 @@ from mmrec.embed.config import Modality
 # SASRec overfits within a few epochs and gains from RecBole's 0.5; the cloze BERT4Rec masks songs already and
 # learns slower with more dropout.
 DEFAULT_DROPOUT = {"sasrec": 0.5, "bert4rec": 0.2}
+# Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
+# settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.
+RUNTIME_ONLY = {RUNTIME: True}
+PROTOCOL_ONLY = {PROTOCOL: True}
 
 
 class TrainConfig(StrictConfig):
     run_name: str = Field(
-        "",
+        "", json_schema_extra=RUNTIME_ONLY,
         description="name under runs/ and models/; a re-run with the same name resumes from its last checkpoint "
         "(empty = derived from the model settings, so the same settings resume and new ones start afresh)",
     )
@@ -70,25 +74,25 @@ class TrainConfig(StrictConfig):
     windows_per_playlist: int = Field(
         1, ge=1, description="for windows=recent: most recent non-overlapping windows of max_length per history"
     )
-    metric: str = Field("ndcg@20", description="validation metric for early stopping and the best checkpoint")
-    ks: tuple[int, ...] = Field((20, 500), description="cut-offs of Recall@k and NDCG@k")
+    metric: str = Field("ndcg@20", json_schema_extra=PROTOCOL_ONLY, description="validation metric for early stopping and the best checkpoint")
+    ks: tuple[int, ...] = Field((20, 500), json_schema_extra=PROTOCOL_ONLY, description="cut-offs of Recall@k and NDCG@k")
     valid_playlists: int = Field(
-        20000, ge=0, description="fixed validation playlists scored every epoch (a seeded sample; 0 = all)"
+        20000, ge=0, json_schema_extra=PROTOCOL_ONLY, description="fixed validation playlists scored every epoch (a seeded sample; 0 = all)"
     )
-    eval_batch_size: int = Field(256, ge=1)
-    workers: int = Field(2, ge=1, description="Ray Train workers (DDP)")
-    cpus_per_worker: int = Field(1, ge=1)
+    eval_batch_size: int = Field(256, ge=1, json_schema_extra=RUNTIME_ONLY)
+    workers: int = Field(2, ge=1, json_schema_extra=RUNTIME_ONLY, description="Ray Train workers (DDP)")
+    cpus_per_worker: int = Field(1, ge=1, json_schema_extra=RUNTIME_ONLY)
     gpus_per_worker: float = Field(
-        1.0, gt=0, le=1, description="GPU share per worker when the cluster has GPUs (fractions pack Tune trials)"
+        1.0, gt=0, le=1, json_schema_extra=RUNTIME_ONLY, description="GPU share per worker when the cluster has GPUs (fractions pack Tune trials)"
     )
-    use_gpu: Literal["auto", "yes", "no"] = Field("auto", description="auto = a GPU per worker when the cluster has GPUs")
-    max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint before giving up")
+    use_gpu: Literal["auto", "yes", "no"] = Field("auto", json_schema_extra=RUNTIME_ONLY, description="auto = a GPU per worker when the cluster has GPUs")
+    max_failures: int = Field(2, ge=0, json_schema_extra=RUNTIME_ONLY, description="worker-group restarts from the last checkpoint before giving up")
     cold_share: float = Field(
-        0.0, ge=0, lt=1,
+        0.0, ge=0, lt=1, json_schema_extra=PROTOCOL_ONLY,
         description="share of songs held out of training entirely (their content stays): evaluate then ranks "
         "test targets among them from content alone, against random and popularity",
     )
-    register_model: bool = Field(True, description="write models/<run_name>/ from the best checkpoint when training ends")
+    register_model: bool = Field(True, json_schema_extra=RUNTIME_ONLY, description="write models/<run_name>/ from the best checkpoint when training ends")
     seed: int = Field(0, ge=0)
 
     @property

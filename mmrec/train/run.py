@@ -11,7 +11,6 @@ PNG is written next to the checkpoints. Test targets are never read here: `mmrec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,14 +21,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-import mmrec
-from mmrec import artifacts
+from mmrec import artifacts, figures, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import MMRecConfig
+from mmrec.layout import cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.data import cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.train.loop import (build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate,
                               windows_for_training)
 from mmrec.train.sequences import epoch_batches
@@ -38,26 +36,8 @@ log = logging.getLogger("mmrec.train")
 
 
 def run_name(config: MMRecConfig) -> str:
-    """train.run_name, or a name derived from the model settings and the data and embedding cards, so the same
-    settings on the same artifacts resume one run and anything else starts a new one."""
-    cfg = config.train
-    if cfg.run_name:
-        return cfg.run_name
-    kind = "+".join(cfg.modalities) if cfg.modalities else "id-only"
-    return f"{cfg.architecture}-{kind}-{cfg.fusion if cfg.modalities else 'ids'}-{fingerprint(config)[:8]}"
-
-
-def fingerprint(config: MMRecConfig) -> str:
-    """A hash of everything that shapes the weights: the training settings (not where or how fast they run)
-    and the cards of the data and embeddings."""
-    root = artifacts.resolve(config.artifact_root)
-    settings = config.train.model_dump(mode="json", exclude={"run_name", "workers", "cpus_per_worker",
-                                                             "gpus_per_worker", "use_gpu",
-                                                             "max_failures", "register_model", "eval_batch_size"})
-    cards = [mmrec.__version__, registry.card_hash(root.join("data", "card.json"))]
-    if config.train.modalities:
-        cards.append(registry.card_hash(root.join("embeddings", "card.json")))
-    return hashlib.sha256(json.dumps([settings, cards], sort_keys=True).encode()).hexdigest()
+    """The run's name under runs/ and models/ (layout.run_name: train.run_name, or derived from the settings)."""
+    return layout.run_name(config.train, config.artifact_root)
 
 
 def run(config: MMRecConfig) -> dict[str, str]:
@@ -85,7 +65,7 @@ def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, by
         if not root.join("embeddings", f"{modality}.parquet").exists():
             raise ArtifactError(f"{root.join('embeddings', f'{modality}.parquet').uri}: not found; run "
                                 f"`mmrec embed` first (or train with --train.modalities=[] for ID-only)")
-    _check_resumable(root.join("runs", name), fingerprint(config))
+    _check_resumable(root.join("runs", name), layout.fingerprint(config.train, config.artifact_root))
     init_ray()
     gpus = cluster_gpus() if cfg.use_gpu != "no" else 0
     if cfg.use_gpu == "yes" and not gpus:
@@ -101,7 +81,7 @@ def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, by
         train_worker,
         # Workers run elsewhere (another folder, another node): they get the artifact root as an absolute URI.
         train_loop_config={"config": config.model_copy(update={"artifact_root": root.uri}).model_dump(mode="json"),
-                           "fingerprint": fingerprint(config)},
+                           "fingerprint": layout.fingerprint(config.train, config.artifact_root)},
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker,
                                                            **({"GPU": cfg.gpus_per_worker} if gpus else {})}),
@@ -115,31 +95,28 @@ def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, by
     if result.checkpoint is None:
         raise ArtifactError(f"{root.join('runs', name).uri}: training ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        state = json.loads(open(f"{folder}/state.json").read())
+        with open(f"{folder}/state.json") as file:
+            state = json.load(file)
         if state["best"] is None:
             raise ArtifactError(f"{root.join('runs', name).uri}: training diverged in its first epoch (loss or "
                                 "validation metric not finite); lower train.learning_rate")
-        best_weights = open(f"{folder}/best.safetensors", "rb").read()
+        with open(f"{folder}/best.safetensors", "rb") as file:
+            best_weights = file.read()
     return state, best_weights, result.checkpoint.path
 
 
 def registered_already(config: MMRecConfig) -> str | None:
     """The URI of models/<run name>/ if it holds a model trained with exactly these settings on this data."""
-    loc = artifacts.resolve(config.artifact_root).join("models", run_name(config))
+    loc = layout.model_dir(config.artifact_root, run_name(config))
     if loc.join("card.json").exists() and artifacts.read_json(loc.join("card.json")).get("fingerprint") == \
-            fingerprint(config):
+            layout.fingerprint(config.train, config.artifact_root):
         return loc.uri
     return None
 
 
 def last_checkpoint(run_folder):
     """The newest checkpoint folder of a run that holds a state.json, or None."""
-    import pyarrow.fs as pafs
-
-    if not run_folder.exists():
-        return None
-    folders = sorted(info.base_name for info in run_folder.fs.get_file_info(pafs.FileSelector(run_folder.path))
-                     if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+    folders = [name for name in run_folder.folders() if name.startswith("checkpoint_")]
     for folder in reversed(folders):  # names carry the time, so the last sorted is the newest
         if run_folder.join(folder, "state.json").exists():
             return run_folder.join(folder)
@@ -155,7 +132,7 @@ def _check_resumable(run_folder, expected: str) -> None:
 
 
 def summary(config: MMRecConfig) -> list[tuple[str, str]]:
-    loc = artifacts.resolve(config.artifact_root).join("models", run_name(config))
+    loc = layout.model_dir(config.artifact_root, run_name(config))
     metrics = registry.read_metrics(loc)
     valid = metrics["valid"]
     return [("model", loc.uri), ("best epoch", f"{metrics['best_epoch'] + 1} of {len(metrics['history'])}"),
@@ -196,14 +173,16 @@ def train_worker(loop_config: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            state = json.loads(open(f"{folder}/state.json").read())
+            with open(f"{folder}/state.json") as file:
+                state = json.load(file)
             if state["fingerprint"] != loop_config["fingerprint"]:
                 raise ArtifactError(f"run {context.get_experiment_name()} holds a checkpoint from other settings or "
                                     "data; choose another train.run_name")
             model.load_state_dict(_load_weights(f"{folder}/model.safetensors"))
             optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
             if os.path.exists(f"{folder}/best.safetensors"):
-                best_weights = open(f"{folder}/best.safetensors", "rb").read()
+                with open(f"{folder}/best.safetensors", "rb") as file:
+                    best_weights = file.read()
     state["starts"].append(state["epoch"] + 1)
     say = log.info if rank == 0 else (lambda m: None)  # (a print in a Train V2 worker reaches the driver twice)
     if len(state["starts"]) > 1:
@@ -254,11 +233,14 @@ def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weight
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            open(f"{folder}/model.safetensors", "wb").write(registry.weights_to_bytes(model.state_dict()))
+            with open(f"{folder}/model.safetensors", "wb") as file:
+                file.write(registry.weights_to_bytes(model.state_dict()))
             if best_weights is not None:  # None only while no epoch has been finite (a first epoch that diverged)
-                open(f"{folder}/best.safetensors", "wb").write(best_weights)
+                with open(f"{folder}/best.safetensors", "wb") as file:
+                    file.write(best_weights)
             torch.save(optimizer.state_dict(), f"{folder}/optimizer.pt")
-            open(f"{folder}/state.json", "w").write(json.dumps(state))
+            with open(f"{folder}/state.json", "w") as file:
+                json.dump(state, file)
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -302,8 +284,8 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
                "metric": cfg.metric, "history": state["history"]}
     card = {"name": name, "run": root.join("runs", name).uri, "train": cfg.model_dump(mode="json"),
             "fingerprint": state["fingerprint"],
-            "data_card_sha256": registry.card_hash(root.join("data", "card.json")),
-            "embeddings_card_sha256": registry.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
+            "data_card_sha256": layout.card_hash(root.join("data", "card.json")),
+            "embeddings_card_sha256": layout.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
             "items": items.num_rows, "songs": len(uris), "cold_songs": int((item_idx <= 0).sum()),
             "parameters": _parameter_count(best_weights), **({"lineage": lineage} if lineage else {})}
     loc = root.join("models", name)
@@ -320,18 +302,12 @@ def _parameter_count(weights: bytes) -> int:
 
 
 def training_curve(history: list[dict], metric: str, loc) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [h["epoch"] + 1 for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure, (left, right) = figures.subplots(1, 2, figsize=(9, 3.2))
     left.plot(epochs, [h["loss"] for h in history], marker="o")
     left.set(xlabel="epoch", ylabel="training loss", title="cloze loss")
     right.plot(epochs, [h[metric] for h in history], marker="o", color="tab:green")
     right.set(xlabel="epoch", ylabel=f"valid {metric}", title=f"validation {metric}")
-    uri = artifacts.write_png(loc, figure)
-    plt.close(figure)
+    uri = figures.save(figure, loc)
     return uri
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmrec.models.bert4rec import left_pad
+
 
 def training_windows(histories: list[np.ndarray], max_length: int, windows_per_playlist: int = 1) -> list[np.ndarray]:
     """Windows of at most max_length songs, newest first: the last max_length songs of each history, then the
@@ -49,16 +51,6 @@ def sliding_windows(histories: list[np.ndarray], max_length: int, stride: int) -
                 break
             end -= stride
     return windows, np.array(label_from, dtype=np.int64)
-
-
-def left_pad(sequences: list[np.ndarray], length: int, padding: int = 0) -> np.ndarray:
-    """(B, length) int64: each sequence's last `length` entries, right-aligned, padding on the left."""
-    out = np.full((len(sequences), length), padding, dtype=np.int64)
-    for row, sequence in enumerate(sequences):
-        tail = sequence[-length:] if length else sequence[:0]
-        if len(tail):
-            out[row, length - len(tail):] = tail
-    return out
 
 
 def cloze_batch(windows: list[np.ndarray], max_length: int, mask_token: int, mask_probability: float,

@@ -15,11 +15,11 @@ import math
 import time
 from pathlib import Path
 
-from mmrec import artifacts
+from mmrec import artifacts, figures
 from mmrec.config import MMRecConfig
+from mmrec.layout import read_items
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train import run as train
-from mmrec.train.data import read_items
 from mmrec.tune.space import Dimension, read_space, trial_settings
 
 log = logging.getLogger("mmrec.tune")
@@ -171,14 +171,9 @@ def _fmt(value) -> str:
 
 
 def _plots(trials: list[dict], names: list[str], metric: str, out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = max(1, min(3, len(names)))
     rows = math.ceil(len(names) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    figure, axes = figures.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
     for axis, name in zip(axes.flat, names):
         labels = [_fmt(t["settings"][name]) for t in trials]
         numeric = all(isinstance(t["settings"][name], (int, float)) and not isinstance(t["settings"][name], bool)
@@ -190,15 +185,13 @@ def _plots(trials: list[dict], names: list[str], metric: str, out) -> None:
         axis.set(xlabel=name, ylabel=f"best valid {metric}")
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
-    artifacts.write_png(out.join("metric_by_setting.png"), figure)
-    plt.close(figure)
-    figure, axis = plt.subplots(figsize=(6, 3.6))
+    figures.save(figure, out.join("metric_by_setting.png"))
+    figure, axis = figures.subplots(figsize=(6, 3.6))
     for t in trials:
         axis.plot(range(1, len(t["history"]) + 1), t["history"], marker="o", label=t["trial_id"])
     axis.set(xlabel="epoch", ylabel=f"valid {metric}", title="learning curves (short lines: stopped by ASHA)")
     axis.legend(fontsize=7)
-    artifacts.write_png(out.join("learning_curves.png"), figure)
-    plt.close(figure)
+    figures.save(figure, out.join("learning_curves.png"))
 
 
 def _register_best(best: dict, config: MMRecConfig, sweep: str, trials: int) -> str:

@@ -15,19 +15,18 @@ bad space file fails before any trial starts, naming the file and the key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from mmrec.config import ConfigError
+from mmrec.config import ConfigError, read_yaml
+from mmrec.config_base import PROTOCOL, RUNTIME, marked_fields
 from mmrec.train.config import TrainConfig
 
 RULES = ("choice", "grid", "uniform", "loguniform", "randint")
-# Settings that say where or how a trial runs, or name it, are not hyper-parameters.
-NOT_SEARCHABLE = {"run_name", "workers", "cpus_per_worker", "gpus_per_worker", "use_gpu", "max_failures", "register_model",
-                  "eval_batch_size", "valid_playlists", "metric", "ks", "cold_share"}
+# Settings that say where or how a trial runs, or name it (runtime), or how trials are compared (protocol), are
+# not hyper-parameters: TrainConfig marks them.
+NOT_SEARCHABLE = marked_fields(TrainConfig, RUNTIME) | marked_fields(TrainConfig, PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,7 @@ def searchable_settings() -> list[str]:
 
 
 def read_space(path: str) -> list[Dimension]:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the search space ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, "the search space")
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: a search space is a non-empty mapping of train settings to rules")
     return [_dimension(path, name, spec) for name, spec in data.items()]

@@ -3,7 +3,7 @@
 import importlib.util
 import json
 
-from mmrec.train.data import read_split
+from mmrec.layout import read_split
 from tests.conftest import REPO
 from tests.experiment.test_run import write_prepared
 

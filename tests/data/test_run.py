@@ -51,7 +51,7 @@ def test_known_answers(ray_local, tmp_path):
     assert table(outputs["valid"])[0] == {"pid": 0, "history": [1], "target": 2}
     assert table(outputs["train"])[0] == {"pid": 0, "history": [1], "target": None}
 
-    card = json.load(open(outputs["card"]))
+    card = json.loads(Path(outputs["card"]).read_text())
     assert card["read"] == {"playlists": 4, "entries": 14, "songs": 6, "repeats_dropped": 1}
     assert (card["playlists"], card["songs"], card["interactions"]) == (3, 3, 9)
     assert card["sparsity"] == pytest.approx(0.0)
@@ -67,10 +67,10 @@ def test_outputs_are_deterministic_and_the_hash_follows_the_input(ray_local, tmp
     second = run_prepare(tmp_path / "r2", slices, preset="small")
     for name in ("items", "train", "valid", "test"):
         assert table(first[name]) == table(second[name])
-    hashes = [json.load(open(o["card"]))["input"]["content_hash"] for o in (first, second)]
+    hashes = [json.loads(Path(o["card"]).read_text())["input"]["content_hash"] for o in (first, second)]
     write_slice(slices, 0, 2, [playlist(p, ["a", "b", "c", "e"]) for p in range(3)])
     third = run_prepare(tmp_path / "r3", slices, preset="small")
-    assert hashes[0] == hashes[1] != json.load(open(third["card"]))["input"]["content_hash"]
+    assert hashes[0] == hashes[1] != json.loads(Path(third["card"]).read_text())["input"]["content_hash"]
 
 
 # --- the demo corpus against an independent plain-Python count -------------------------------------------
@@ -81,7 +81,7 @@ def plain_prepare(folder: Path, threshold: int, min_length: int):
     playlists = {}
     entries = 0
     for path in sorted(folder.glob("mpd.slice.*.json")):
-        for p in json.load(open(path))["playlists"]:
+        for p in json.loads(Path(path).read_text())["playlists"]:
             uris = [t["track_uri"] for t in sorted(p["tracks"], key=lambda t: t["pos"])]
             entries += len(dict.fromkeys(uris))
             playlists[p["pid"]] = list(dict.fromkeys(uris))
@@ -107,7 +107,7 @@ def test_demo_corpus_matches_an_independent_count(ray_local, tmp_path):
     outputs = prepare.run(config)
     read, playlists, counts, ids = plain_prepare(tmp_path / "demo-corpus" / "data", 4, 3)
 
-    card = json.load(open(outputs["card"]))
+    card = json.loads(Path(outputs["card"]).read_text())
     assert (card["read"]["playlists"], card["read"]["entries"], card["read"]["songs"]) == read
     assert card["playlists"] == len(playlists) and card["songs"] == len(ids)
     assert card["interactions"] == sum(map(len, playlists.values()))
@@ -144,7 +144,7 @@ def test_skip_mode_skips_and_counts_every_bad_record(ray_local, tmp_path):
     folder = bad_folder(tmp_path / "slices")
     (folder / "notes.txt").write_text("not a slice")
     outputs = run_prepare(tmp_path / "root", folder, preset="small", on_bad_record="skip")
-    card = json.load(open(outputs["card"]))
+    card = json.loads(Path(outputs["card"]).read_text())
     assert card["skipped"] == {
         "duplicate_pid": 1, "empty_file": 1, "malformed_json": 1, "no_playlists": 1, "not_a_slice": 1,
         "playlist_missing_pid": 1, "track_bad_track_uri": 1,

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
@@ -29,7 +30,7 @@ def corpus(ray_local, tmp_path_factory):
 
 
 def read_jsonl(path):
-    return [json.loads(line) for line in open(path)]
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def test_writes_every_source_and_a_consistent_manifest(corpus):
@@ -37,14 +38,14 @@ def test_writes_every_source_and_a_consistent_manifest(corpus):
     assert sorted(os.listdir(folder / "data")) == [
         "mpd.slice.0-499.json", "mpd.slice.1000-1199.json", "mpd.slice.500-999.json"
     ]
-    manifest = json.load(open(folder / "manifest.json"))
-    playlists = [p for f in sorted((folder / "data").iterdir()) for p in json.load(open(f))["playlists"]]
+    manifest = json.loads(Path(folder / "manifest.json").read_text())
+    playlists = [p for f in sorted((folder / "data").iterdir()) for p in json.loads(Path(f).read_text())["playlists"]]
     uris = {t["track_uri"] for p in playlists for t in p["tracks"]}
     assert manifest["playlists"] == len(playlists) == 1200
     assert manifest["entries"] == sum(p["num_tracks"] for p in playlists)
     assert manifest["songs"] == len(uris)
 
-    challenge = json.load(open(folder / "challenge_set.json"))
+    challenge = json.loads(Path(folder / "challenge_set.json").read_text())
     challenge_uris = {t["track_uri"] for p in challenge["playlists"] for t in p["tracks"]}
     holdouts = {h["pid"]: h["track_uris"] for h in read_jsonl(folder / "hidden" / "challenge_holdouts.jsonl")}
     challenge_uris |= {u for h in holdouts.values() for u in h}
@@ -97,7 +98,7 @@ def test_new_settings_regenerate_and_drop_stale_slices(ray_local, tmp_path):
     smaller = load_config(overrides={**SMALL, "demo_data.playlists": 600, "artifact_root": str(tmp_path)})
     demo_data.run(smaller)
     assert sorted(os.listdir(tmp_path / "demo-corpus" / "data")) == ["mpd.slice.0-499.json", "mpd.slice.500-599.json"]
-    assert json.load(open(tmp_path / "demo-corpus" / "manifest.json"))["playlists"] == 600
+    assert json.loads(Path(tmp_path / "demo-corpus" / "manifest.json").read_text())["playlists"] == 600
 
 
 def test_writes_to_s3(ray_local, s3_bucket):
@@ -121,12 +122,12 @@ def test_job_entrypoint_runs_the_same_stage_on_the_running_cluster(ray_local, tm
     )
     assert result.returncode == 0, result.stderr[-2000:]
     outputs = json.loads(result.stdout[result.stdout.index("{"):])
-    assert json.load(open(outputs["manifest"]))["playlists"] == 200
+    assert json.loads(Path(outputs["manifest"]).read_text())["playlists"] == 200
 
 
 def test_challenge_set_follows_the_challenge_format(corpus):
     _, outputs, folder = corpus
-    challenge = json.load(open(outputs["challenge_set"]))
+    challenge = json.loads(Path(outputs["challenge_set"]).read_text())
     assert set(challenge) == {"date", "version", "playlists"}
     playlists = challenge["playlists"]
     assert len(playlists) == 1000 and [p["pid"] for p in playlists] == list(range(1200, 2200))

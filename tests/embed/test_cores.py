@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from mmrec.artifacts import ArtifactError
+from mmrec.config import ConfigError, load_config
 from mmrec.embed.audio import SCALED_DIM, AudioScaler, audio_keys, check_audio
 from mmrec.embed.fuse import fill_missing_mean, fill_missing_regression, reduce_dimension
 from mmrec.embed.images import decode_cover
@@ -49,6 +51,10 @@ def test_word_vectors_read_and_average():
     vectors = read_word_vectors(["2 3", "river 1 0 0", "fire 0 1 0"])
     averaged, present = average_word_vectors([["river", "fire"], ["unknown"]], vectors, 3)
     assert np.allclose(averaged[0], [0.5, 0.5, 0]) and present.tolist() == [True, False]
+    with pytest.raises(ArtifactError, match=r"glove.txt: line 3: 2 numbers, expected 3"):
+        read_word_vectors(["river 1 0 0", "fire 0 1 0", "stone 1 1"], "glove.txt")
+    with pytest.raises(ConfigError, match="embed.word_vectors: a GloVe/word2vec file is needed"):
+        load_config(overrides={"embed.lyrics_encoder": "word_vectors"})
 
 
 def test_kl_matches_the_closed_form_and_torch():
@@ -103,7 +109,7 @@ def test_audio_ranges_are_checked_and_counted():
     assert valid.tolist() == [True, False, False]
     assert problems == {"audio_bad_loudness": 1, "audio_bad_tempo": 1, "audio_bad_key": 1}
     assert audio_keys(table, "audio.csv") == ["spotify:track:a", "spotify:track:b", "spotify:track:c"]
-    with pytest.raises(ValueError, match="audio.csv: missing audio feature column"):
+    with pytest.raises(ArtifactError, match="audio.csv: missing audio feature column"):
         check_audio(pa.table({"id": ["a"]}), "audio.csv")
 
 

@@ -1,6 +1,7 @@
 """`mmrec embed` end to end on a small demo corpus with a real local Ray."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
@@ -36,7 +37,7 @@ def test_every_item_has_a_fused_vector_and_the_card_counts_the_gaps(embedded):
     assert fused.schema.field("vector").type.list_size == 4 * 16
     vectors = np.stack(fused["vector"].to_numpy(zero_copy_only=False))
     assert np.isfinite(vectors).all()
-    card = json.load(open(outputs["card"]))
+    card = json.loads(Path(outputs["card"]).read_text())
     assert set(card["modalities"]) == {"audio", "lyrics", "album_art", "artist_bio"}
     assert card["modalities"]["audio"]["coverage_items"] == 1.0
     assert 0.8 < card["modalities"]["lyrics"]["coverage_items"] < 0.97  # the demo's ~90%, gaps filled

@@ -50,13 +50,13 @@ def setup(tmp_path):
 
 def test_baselines_fill_the_table_and_ease_finds_the_planted_partner(setup, tmp_path):
     outputs = experiment.run(setup)
-    results = json.loads(open(outputs["json"]).read())
+    results = json.loads(Path(outputs["json"]).read_text())
     table = {row["name"]: row for row in results["cells"]}
     assert table["EASE"]["metrics"]["recall@1"]["mean"] > 0.9  # the partner of the second-last song
     assert table["MostPop"]["metrics"]["recall@1"]["mean"] < 0.5
     assert table["EASE"]["ease_mode"] == "dense"
     assert table["EASE"]["parameters"] == 20 * 20 and table["MostPop"]["parameters"] == 20
-    markdown = open(outputs["results"]).read()
+    markdown = Path(outputs["results"]).read_text()
     assert "| EASE | 1 |" in markdown and "dense solve over 20 songs" in markdown
     bands = table["MostPop"]["by_popularity"]  # 4 of the 20 songs are the popular fifth
     assert bands["popular"]["playlists"] + bands["long_tail"]["playlists"] == 120
@@ -111,12 +111,12 @@ def test_ease_lambda_is_chosen_on_the_validation_targets(setup):
     config = setup.model_copy(update={"experiment": setup.experiment.model_copy(
         update={"ease_l2": (0.01, 10.0, 1e5)})})
     outputs = experiment.run(config)
-    ease = {row["name"]: row for row in json.loads(open(outputs["json"]).read())["cells"]}["EASE"]
+    ease = {row["name"]: row for row in json.loads(Path(outputs["json"]).read_text())["cells"]}["EASE"]
     tried = ease["ease_l2_valid"]
     assert list(tried) == ["0.01", "10", "100000"]
     assert ease["ease_l2"] == float(max(tried, key=tried.get))  # the best validation NDCG@5 wins
     assert len(set(tried.values())) > 1  # lambda matters on this data, so the choice is a real one
-    assert "chosen on the validation targets" in open(outputs["results"]).read()
+    assert "chosen on the validation targets" in Path(outputs["results"]).read_text()
 
 
 def test_the_oracle_row_needs_the_demo_corpus_hidden_genres(setup, tmp_path):

@@ -216,7 +216,7 @@ def test_killing_a_model_replica_under_load_fails_no_request(server, ray_local):
         t.join(timeout=30)
     failures = [r for r in results if r != 200]
     logs = Path(ray_local._private.worker._global_node.get_logs_dir_path()) / "serve"
-    retries = sum(open(f).read().count("model replica lost") for f in logs.glob("replica_mmrec_Ingress_*.log"))
+    retries = sum(Path(f).read_text().count("model replica lost") for f in logs.glob("replica_mmrec_Ingress_*.log"))
     print(f"replica kill under load: {len(results)} requests, {len(results) - killed_at} after the kill, "
           f"{len(failures)} failed, {retries} call(s) retried on the other replica")
     assert killed_at > 8 and len(results) - killed_at > 8

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from mmrec import artifacts
+from mmrec import artifacts, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
 from mmrec.evaluate import run as evaluate
@@ -77,7 +77,7 @@ def test_training_writes_checkpoints_a_curve_and_a_loadable_model(trained, root)
     model = registry.load_model(artifacts.resolve(outputs["model"]))
     assert model.config.modalities == ("audio", "lyrics", "album_art", "artist_bio")
     assert model.card["train"]["workers"] == 2
-    assert model.card["data_card_sha256"] == registry.card_hash(artifacts.resolve(str(root / "data" / "card.json")))
+    assert model.card["data_card_sha256"] == layout.card_hash(artifacts.resolve(str(root / "data" / "card.json")))
     evaluation = json.loads((root / "models" / train.run_name(config) / "evaluation.json").read_text())
     assert evaluation["test"]["playlists"] > 900
 

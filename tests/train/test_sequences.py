@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mmrec.train.sequences import cloze_batch, epoch_batches, left_pad, training_windows
+from mmrec.models.bert4rec import left_pad
+from mmrec.train.sequences import cloze_batch, epoch_batches, training_windows
 
 
 def test_windows_are_the_most_recent_first_and_do_not_overlap():
