@@ -58,4 +58,4 @@ def test_mmrec_serve_says_when_the_model_is_missing_before_starting_ray(tmp_path
     code = main(["serve", "--config", str(REPO / "configs" / "demo.yaml"), "--artifact-root", str(tmp_path),
                  "--serve.model=nothing-here"])
     assert code == 1
-    assert "no registered model" in capsys.readouterr().err
+    assert "no registered model named 'nothing-here' (no model is registered there yet" in capsys.readouterr().err

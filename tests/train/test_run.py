@@ -132,7 +132,7 @@ def test_a_run_name_holding_other_settings_is_refused_before_training(trained):
 def test_songs_held_out_of_training_are_ranked_from_content_far_above_popularity_and_random(root):
     config = configure(root, **{"train.cold_share": 0.2, "train.epochs": 5, "train.patience": 5})
     outputs = train.run(config)
-    evaluate.run(config)
+    assert evaluate.run(config)["model"] == train.run_name(config)  # evaluate says which model it scored
     cold = artifacts.read_json(artifacts.resolve(outputs["model"]).join("evaluation.json"))["test_cold"]
     assert cold["playlists"] > 100
     assert cold["model"]["ndcg@20"] > 3 * max(cold["popularity"]["ndcg@20"], cold["random"]["ndcg@20"], 0.005), cold
