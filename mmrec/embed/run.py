@@ -25,7 +25,7 @@ import ray
 import torch
 
 from mmrec import artifacts, layout
-from mmrec.artifacts import ITEMS_SCHEMA, Location
+from mmrec.artifacts import Location
 from mmrec.config import MMRecConfig
 from mmrec.embed.audio import SCALED_DIM, AudioScaler, audio_keys, check_audio
 from mmrec.embed.config import EmbedConfig
@@ -60,7 +60,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     out = embeddings_location(config)
     if out.join("card.json").exists():
         out.fs.delete_file(out.join("card.json").path)  # incomplete until the new card lands
-    items = artifacts.read_table(artifacts.resolve(config.artifact_root).join("data", "items.parquet"), ITEMS_SCHEMA)
+    items = layout.read_items(config.artifact_root)
     init_ray()
     problems: Counter = Counter()
     wanted = set(items["track_uri"].to_pylist()) if cfg.songs == "items" else None
