@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 PADDING = 0
+ID_STD = 0.02  # free ID rows and the positions beside them start here, as in RecBole
 
 
 def left_pad(sequences: list[np.ndarray], length: int, padding: int = PADDING) -> np.ndarray:
@@ -63,12 +64,27 @@ class ItemRepresentation(nn.Module):
                             nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden)))
         self.ids = nn.Embedding(num_items + 1, hidden, padding_idx=PADDING) if id_embedding else None
         if self.ids is not None:
-            nn.init.normal_(self.ids.weight, std=0.02)
+            nn.init.normal_(self.ids.weight, std=ID_STD)
             with torch.no_grad():
                 self.ids.weight[PADDING].zero_()
         # LayerNorm puts content and IDs on one scale, but gives every song the same norm; without it a song's
         # norm is free to carry its popularity, as in RecBole's SASRec.
         self.norm = nn.LayerNorm(hidden) if normalise else nn.Identity()
+        if content is not None and not normalise:
+            self._start_content_at(ID_STD)
+
+    @torch.no_grad()
+    def _start_content_at(self, std: float) -> None:
+        """Scale the projection's last layer so projected content rows start at `std`, the free ID rows' scale.
+        Unit-variance content through torch's default init gives rows of std ~0.6: beside positions at 0.02 and
+        with logits unscaled, the first epochs would fight a saturated softmax (loss 15 against 6.6 at epoch 1 on
+        the peer split, docs/benchmarks.md)."""
+        last = self.project if isinstance(self.project, nn.Linear) else self.project[-1]
+        rows = self.content[1:]  # row 0 is padding
+        produced = float(self.project(rows[:: max(1, len(rows) // 65536)]).std())  # a sample: catalogues are huge
+        if produced > 0:
+            last.weight.mul_(std / produced)
+            last.bias.mul_(std / produced)
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows `ids` (U,) of the item table, (U, H), computed for those songs only (what a sampled-softmax step
@@ -220,7 +236,7 @@ class BERT4Rec(nn.Module):
                                config.content_trainable, config.item_norm) for table, use_ids in streams)
         self.encoders = nn.ModuleList(
             SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
-                            causal=config.architecture == "sasrec", position_std=1.0 if config.item_norm else 0.02)
+                            causal=config.architecture == "sasrec", position_std=1.0 if config.item_norm else ID_STD)
             for _ in streams)
         self.stream_weights = nn.Parameter(torch.zeros(len(streams)))  # softmax -> equal weights at the start
         self.output_norm = nn.LayerNorm(config.hidden) if len(streams) > 1 else nn.Identity()

@@ -39,8 +39,9 @@ class TrainConfig(StrictConfig):
     projection: Literal["linear", "mlp"] = Field("linear", description="content vector -> hidden size")
     id_embedding: bool = Field(True, description="add a learned ID embedding to the content (always on when ID-only)")
     item_norm: bool = Field(
-        True, description="LayerNorm on every song's representation (one norm for all songs); false lets a song's "
-        "norm carry its popularity, as RecBole's SASRec does")
+        False, description="LayerNorm on every song's representation (one norm for all songs); false (the default: "
+        "it won for both architectures, with and without content, docs/benchmarks.md) lets a song's norm carry its "
+        "popularity, as RecBole's SASRec does")
     content_trainable: bool = Field(True, description="fine-tune the content tables (frozen was worse in the report)")
     hidden: int = Field(64, ge=8, description="hidden size (a multiple of heads)")
     layers: int = Field(2, ge=1, description="transformer layers")
