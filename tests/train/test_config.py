@@ -20,3 +20,18 @@ def test_bad_train_settings_name_the_key(overrides, named):
 
 def test_id_only_is_an_empty_modality_list():
     assert load_config(overrides={"train.modalities": "[]"}).train.modalities == ()
+
+
+@pytest.mark.parametrize("overrides, normalised", [
+    ({"train.modalities": "[]"}, False),  # ID-only: free rows won for both architectures (docs/benchmarks.md)
+    ({"train.modalities": "[]", "train.architecture": "bert4rec"}, False),
+    ({"train.modalities": "[audio]"}, True),  # with content: LayerNorm won on the full demo
+    ({"train.modalities": "[audio]", "train.item_norm": "false"}, False),  # a value set always wins
+    ({"train.modalities": "[]", "train.item_norm": "true"}, True),
+])
+def test_item_norm_left_empty_follows_the_inputs_and_a_value_set_wins(overrides, normalised):
+    from mmrec.train.loop import model_config
+
+    train = load_config(overrides=overrides).train
+    assert train.model_item_norm is normalised
+    assert model_config(train, 10, {m: 4 for m in train.modalities}).item_norm is normalised
