@@ -65,6 +65,8 @@ def main() -> None:
     from mmrec.config import load_config
 
     overrides = dict(item.split("=", 1) for item in args.set)
+    # Trained to early stopping, so the product's default song rows, not the demo config's 10-epoch choice.
+    overrides.setdefault("train.item_norm", "null")
     if args.root:
         overrides["artifact_root"] = args.root
     if args.input:
