@@ -5,9 +5,9 @@ replaced by [MASK] and predicted from both sides. The USC report "Multimodal Mus
 item embeddings from fused song content (audio, lyrics, album art, artist biography) and fine-tunes them.
 
 Method, in reading order:
-1. Item representation. A song's content vector goes through a projection (linear, or a 2-layer MLP) with
-   LayerNorm; an optional learned ID embedding is added. The content table is a parameter, fine-tuned or frozen.
-   With no content at all this is plain ID-only BERT4Rec.
+1. Item representation. A song's content vector goes through a projection (linear, or a 2-layer MLP); an
+   optional learned ID embedding is added; then LayerNorm, or none (free rows whose norm can carry popularity).
+   The content table is a parameter, fine-tuned or frozen. With no content at all this is plain ID-only BERT4Rec.
 2. Sequence encoder. Item representations plus learned positions, then a bidirectional transformer.
 3. Fusion. `concat`: the modality vectors are concatenated and projected once, one encoder. `per_modality`: one
    representation and one encoder per modality (the report's Figure 2b); hidden states and item tables are
