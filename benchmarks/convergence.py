@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/convergence.py '{"windows": "recent"}' '{"windows": "sliding"}'
     .venv/bin/python benchmarks/convergence.py --base '{"architecture": "bert4rec"}' '{"dropout": 0.2}' '{"dropout": 0.5}'
+    .venv/bin/python benchmarks/convergence.py --seeds 0 1 2 '{"learning_rate": 1e-3}' '{"learning_rate": 3e-3}'
 
 Each argument is a set of `train` overrides on top of --base (SASRec, ID-only, by default) and the config's train
 section; every variant trains mmrec's core in this process (no Ray: one worker, so `batch_size` is the global
@@ -74,6 +75,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="time cap per variant")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--plot", default="", help="PNG of the validation curves")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="train every variant once per seed; the table gives the mean, spread and each seed's best "
+                        "(default: the config's train.seed)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,15 +85,23 @@ def main() -> None:
     results = []
     for text in args.variants:
         variant = json.loads(text)
-        config = load_config(args.config, {f"train.{k}": json.dumps(v) if isinstance(v, list) else v
-                                           for k, v in {**base, **variant}.items()})
-        name = json.dumps(variant)
-        print(f"--- {name}", flush=True)
-        results.append({"variant": name, **train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True))})
-    print("\n| variant | best valid NDCG@20 | at epoch | epochs run | windows | seconds |\n|---|---|---|---|---|---|")
+        runs = []
+        for seed in args.seeds or [None]:
+            settings = {**base, **variant, **({} if seed is None else {"seed": seed})}
+            config = load_config(args.config, {f"train.{k}": json.dumps(v) if isinstance(v, list) else v
+                                               for k, v in settings.items()})
+            print(f"--- {json.dumps(variant)} seed {config.train.seed}", flush=True)
+            runs.append(train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True)))
+        results.append({"variant": json.dumps(variant), "runs": runs})
+    print("\n| variant | best valid NDCG@20 | each seed | at epoch | epochs run | windows | seconds |\n"
+          "|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| `{r['variant']}` | {r['best']:.4f} | {r['best_epoch']} | {r['epochs']} | {r['windows']:,} | "
-              f"{r['seconds']} |")
+        bests = np.array([run["best"] for run in r["runs"]])
+        spread = f" +- {bests.std(ddof=1):.4f}" if len(bests) > 1 else ""
+        print(f"| `{r['variant']}` | {bests.mean():.4f}{spread} | {', '.join(f'{b:.4f}' for b in bests)} | "
+              f"{', '.join(str(run['best_epoch']) for run in r['runs'])} | "
+              f"{', '.join(str(run['epochs']) for run in r['runs'])} | {r['runs'][0]['windows']:,} | "
+              f"{sum(run['seconds'] for run in r['runs'])} |")
     if args.plot:
         import matplotlib
 
@@ -97,8 +109,10 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         figure, axis = plt.subplots(figsize=(7, 4))
-        for r in results:
-            axis.plot(range(1, len(r["curve"]) + 1), r["curve"], marker=".", label=r["variant"])
+        for number, r in enumerate(results):
+            for i, run in enumerate(r["runs"]):  # one colour per variant, one line per seed
+                axis.plot(range(1, len(run["curve"]) + 1), run["curve"], marker=".", color=f"C{number}",
+                          label=r["variant"] if i == 0 else None)
         axis.set(xlabel="epoch", ylabel="valid NDCG@20", title=f"base {args.base}")
         axis.legend(fontsize=7)
         figure.savefig(args.plot, dpi=110, bbox_inches="tight")

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/peer.py                                  # the demo corpus (configs/demo.yaml)
     .venv/bin/python benchmarks/peer.py --input /data/mpd/data --root /data/mmrec-peer   # any MPD-format folder
     .venv/bin/python benchmarks/peer.py --set train.hidden=128 --recbole-epochs 100      # other sizes, budgets
+    .venv/bin/python benchmarks/peer.py --seeds 0 1 2                                    # means over seeds
 
 1. The prepared split (prepare, and embed when a multimodal model is asked for) comes from the config, run only
    where its artifacts are missing. With --input, the folder (or s3:// prefix) is prepared under --root; embed then
@@ -19,6 +20,8 @@
 5. The table: NDCG/Recall@20 and @500, epochs (best / run), parameters, time, and each model's ratio to RecBole
    on NDCG@20 and Recall@20. Goals: mmrec SASRec (IDs) >= 1.0x, the multimodal model >= 1.1x. Written to
    <root>/reports/peer/results.{md,json} and printed.
+6. With --seeds 0 1 2, steps 3-4 run once per seed (RecBole's initialisation and order too); the table gives each
+   model's mean +- standard deviation, and the goals are judged on the ratio of the means, with each seed's own.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ def main() -> None:
     parser.add_argument("--recbole-batch-size", type=int, default=2048,
                         help="RecBole's training rows per step (its default 2048; a small split wants fewer, or an "
                         "epoch is a handful of steps)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-recbole", action="store_true", help="reuse the last RecBole result in the report folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                        help="seeds to train every model with (RecBole's too); the table gives each model's mean "
+                        "and spread, and the ratios of the means")
+    parser.add_argument("--skip-recbole", action="store_true",
+                        help="reuse the last RecBole result of each seed in the report folder")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for every stage, e.g. --set train.hidden=128")
     args = parser.parse_args()
@@ -71,8 +77,7 @@ def main() -> None:
         overrides["artifact_root"] = args.root
     if args.input:
         overrides["prepare.input"] = args.input
-    overrides.update({"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed,
-                      "train.valid_playlists": 0})
+    overrides.update({"train.epochs": args.epochs, "train.patience": args.patience, "train.valid_playlists": 0})
     config = load_config(args.config, overrides)
     modalities = tuple(m for m in args.modalities.split(",") if m)
     root = artifacts.resolve(config.artifact_root)
@@ -81,21 +86,24 @@ def main() -> None:
 
     prepare_if_missing(config, with_embeddings=bool(modalities), demo=not args.input)
     work = Path(config.artifact_root if "://" not in root.uri else "/tmp/mmrec-peer") / "peer-recbole"
-    if args.skip_recbole and out.join("recbole.json").exists():
-        recbole = artifacts.read_json(out.join("recbole.json"))
-        say("RecBole: the last result kept (--skip-recbole)")
-    else:
-        export_recbole(config.artifact_root, work)
-        recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, args.seed,
-                              config.train.hidden, config.train.layers, config.train.heads, args.recbole_batch_size)
-        artifacts.write_json(out.join("recbole.json"), recbole)
-
-    rows = [recbole]
     cells = [("mmrec SASRec (IDs)", {"architecture": "sasrec", "modalities": []})]
     if modalities:
         cells.append((f"mmrec SASRec + {' + '.join(modalities)}", {"architecture": "sasrec", "modalities": modalities}))
-    for name, train_overrides in cells:
-        rows.append(train_and_evaluate(config, name, train_overrides))
+    rows = []
+    for seed in args.seeds:
+        kept = out.join(f"recbole-seed{seed}.json")
+        if args.skip_recbole and kept.exists():
+            recbole = artifacts.read_json(kept)
+            say(f"RecBole seed {seed}: the last result kept (--skip-recbole)")
+        else:
+            if not (work / "splits.json").exists() or seed == args.seeds[0]:
+                export_recbole(config.artifact_root, work)
+            recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, seed, config.train.hidden,
+                                  config.train.layers, config.train.heads, args.recbole_batch_size)
+            artifacts.write_json(kept, recbole)
+        rows.append({**recbole, "seed": seed})
+        for name, train_overrides in cells:
+            rows.append({**train_and_evaluate(config, name, {**train_overrides, "seed": seed}), "seed": seed})
     markdown = report(rows, config)
     artifacts.write_text(out.join("results.md"), markdown)
     artifacts.write_json(out.join("results.json"), artifacts.card(rows=rows))
@@ -204,25 +212,52 @@ def train_and_evaluate(config, name: str, train_overrides: dict) -> dict:
 # --- the table ---------------------------------------------------------------------------------------------
 
 def report(rows: list[dict], config) -> str:
-    peer = rows[0]["metrics"]
+    """The markdown table: per model (the first is the peer), its mean over seeds (and spread, with several), the
+    ratios of its means to the peer's, and the goals, judged on the mean ratio of NDCG@20."""
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    by_model = {name: [row for row in rows if row["model"] == name] for name in models}
+    seeds = sorted({row.get("seed", 0) for row in rows})
+    peer = mean_metrics(by_model[models[0]])
     lines = ["# mmrec against RecBole's SASRec on one split (test targets, whole history excluded)", "",
              f"Artifact root `{config.artifact_root}`; every model trained to early stopping (patience "
-             f"{config.train.patience}) on validation NDCG@20.", "",
+             f"{config.train.patience}) on validation NDCG@20; seeds {', '.join(map(str, seeds))}"
+             + (" (mean +- standard deviation over seeds; ratios of the means)." if len(seeds) > 1 else "."), "",
              "| model | NDCG@20 | Recall@20 | NDCG@500 | Recall@500 | x RecBole NDCG@20 | x RecBole Recall@20 "
              "| epochs (best / run) | parameters | minutes |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        m = row["metrics"]
-        lines.append(f"| {row['model']} | {m['ndcg@20']:.4f} | {m['recall@20']:.4f} | {m['ndcg@500']:.4f} | "
-                     f"{m['recall@500']:.4f} | {m['ndcg@20'] / peer['ndcg@20']:.2f}x | "
-                     f"{m['recall@20'] / peer['recall@20']:.2f}x | {row['best_epoch']} / {row['epochs']} | "
-                     f"{row['parameters']:,} | {row['seconds'] / 60:.1f} |")
+    for name in models:
+        group = by_model[name]
+        means = mean_metrics(group)
+        cells = [spread([row["metrics"][key] for row in group]) for key in ("ndcg@20", "recall@20", "ndcg@500",
+                                                                             "recall@500")]
+        epochs = ", ".join(f"{row['best_epoch']} / {row['epochs']}" for row in group)
+        minutes = sum(row["seconds"] for row in group) / len(group) / 60
+        lines.append(f"| {name} | {' | '.join(cells)} | {means['ndcg@20'] / peer['ndcg@20']:.2f}x | "
+                     f"{means['recall@20'] / peer['recall@20']:.2f}x | {epochs} | {group[0]['parameters']:,} | "
+                     f"{minutes:.1f} |")
     goals = []
-    for row, goal in zip(rows[1:], (1.0, 1.1)):
-        ratio = row["metrics"]["ndcg@20"] / peer["ndcg@20"]
-        goals.append(f"- {row['model']}: {ratio:.2f}x RecBole on NDCG@20 (goal >= {goal:.1f}x: "
-                     f"{'met' if ratio >= goal else 'NOT met'})")
+    for name, goal in zip(models[1:], (1.0, 1.1)):
+        per_seed = {row.get("seed", 0): row["metrics"]["ndcg@20"] for row in by_model[models[0]]}
+        ratios = [row["metrics"]["ndcg@20"] / per_seed[row.get("seed", 0)] for row in by_model[name]
+                  if row.get("seed", 0) in per_seed]
+        ratio = mean_metrics(by_model[name])["ndcg@20"] / peer["ndcg@20"]
+        each = f"; per seed {', '.join(f'{r:.2f}x' for r in ratios)}" if len(ratios) > 1 else ""
+        goals.append(f"- {name}: {ratio:.2f}x RecBole on NDCG@20 (goal >= {goal:.1f}x: "
+                     f"{'met' if ratio >= goal else 'NOT met'}{each})")
     return "\n".join(lines + [""] + goals) + "\n"
+
+
+def mean_metrics(group: list[dict]) -> dict:
+    return {key: sum(row["metrics"][key] for row in group) / len(group) for key in group[0]["metrics"]}
+
+
+def spread(values: list[float]) -> str:
+    """'.1234', or '.1234 +- .0056' over several seeds (sample standard deviation)."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f}"
+    deviation = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} +- {deviation:.4f}"
 
 
 if __name__ == "__main__":

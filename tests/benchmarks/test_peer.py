@@ -41,3 +41,24 @@ def test_the_export_writes_every_training_target_once_and_valid_and_test_as_prep
     splits = json.loads((tmp_path / "peer" / "splits.json").read_text())
     assert splits["test"]["targets"] == read_split(str(tmp_path), "test").targets.tolist()
     assert not (tmp_path / "peer.partial").exists()  # written aside, then moved into place
+
+
+def test_the_report_averages_seeds_and_judges_the_goals_on_the_ratio_of_the_means():
+    from types import SimpleNamespace
+
+    def row(model, seed, ndcg):
+        return {"model": model, "seed": seed, "parameters": 1000, "seconds": 60.0, "best_epoch": 3, "epochs": 13,
+                "metrics": {"ndcg@20": ndcg, "recall@20": 2 * ndcg, "ndcg@500": 3 * ndcg, "recall@500": 4 * ndcg}}
+
+    rows = [row("peer", 0, 0.10), row("ids", 0, 0.11), row("content", 0, 0.10),
+            row("peer", 1, 0.10), row("ids", 1, 0.09), row("content", 1, 0.13)]
+    config = SimpleNamespace(artifact_root="/tmp/x", train=SimpleNamespace(patience=10))
+    text = load_peer().report(rows, config)
+    lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "0.1000 +- 0.0141" in lines["| ids"]  # mean .10, sample deviation of .11 and .09
+    assert "1.00x" in lines["| ids"] and "1.15x" in lines["| content"]
+    assert "3 / 13, 3 / 13" in lines["| ids"]
+    assert "ids: 1.00x RecBole on NDCG@20 (goal >= 1.0x: met; per seed 1.10x, 0.90x)" in text
+    assert "content: 1.15x RecBole on NDCG@20 (goal >= 1.1x: met; per seed 1.00x, 1.30x)" in text
+    one_seed = load_peer().report([r for r in rows if r["seed"] == 0], config)
+    assert "+-" not in one_seed and "content: 1.00x RecBole on NDCG@20 (goal >= 1.1x: NOT met)" in one_seed
