@@ -41,7 +41,7 @@ def train_variant(config, minutes: float, say) -> dict:
     counts = train_counts(items)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, counts, cfg.negative_sampling)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.model_learning_rate,
                                   weight_decay=cfg.weight_decay)
     windows, label_from = windows_for_training(train.histories, cfg)
     lengths = np.array([len(w) for w in windows])

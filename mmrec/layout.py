@@ -116,7 +116,7 @@ def fingerprint(train: TrainConfig, root: str) -> str:
     settings = train.model_dump(mode="json", exclude=marked_fields(TrainConfig, RUNTIME))
     # Settings left empty by what they resolve to: a value set equal to the default's is the same run, and a
     # default that changes makes a new one instead of resuming an old model under the same name.
-    settings.update(dropout=train.model_dropout, item_norm=train.model_item_norm)
+    settings.update(train.resolved())
     cards = [__version__, card_hash(data_dir(root).join("card.json"))]
     if train.modalities:
         cards.append(card_hash(embeddings_dir(root).join("card.json")))

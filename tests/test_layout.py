@@ -45,9 +45,12 @@ def test_run_names_ignore_runtime_settings_and_follow_everything_else(tmp_path):
     for shaping in ({"hidden": 32}, {"seed": 1}, {"valid_playlists": 10}, {"modalities": ()}):
         assert layout.run_name(base.model_copy(update=shaping), root) != name, shaping
     assert layout.run_name(base.model_copy(update={"run_name": "mine"}), root) == "mine"
-    # Settings left empty count as what they resolve to (BERT4Rec with content: LayerNorm rows, dropout 0.2).
+    # Settings left empty count as what they resolve to (BERT4Rec with content: LayerNorm rows, dropout 0.2,
+    # learning rate 3e-3).
     assert layout.run_name(base.model_copy(update={"item_norm": True, "dropout": 0.2}), root) == name
     assert layout.run_name(base.model_copy(update={"item_norm": False}), root) != name
+    assert layout.run_name(base.model_copy(update={"learning_rate": 3e-3}), root) == name
+    assert layout.run_name(base.model_copy(update={"learning_rate": 1e-3}), root) != name
     write_json(layout.data_dir(root).join("card.json"), {"songs": 10})  # other data, another run
     assert layout.run_name(base, root) != name
 

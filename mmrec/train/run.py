@@ -164,7 +164,7 @@ def train_worker(loop_config: dict) -> None:
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
     freeze_song_rows(model, cold)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.model_learning_rate,
                                   weight_decay=cfg.weight_decay)
 
     state = {"fingerprint": loop_config["fingerprint"], "config": bert_config.to_dict(), "epoch": -1,
@@ -282,7 +282,7 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
     best = state["history"][state["best_epoch"]]
     metrics = {"valid": {k: best[k] for k in best if "@" in k}, "best_epoch": state["best_epoch"],
                "metric": cfg.metric, "history": state["history"]}
-    card = {"name": name, "run": root.join("runs", name).uri, "train": cfg.model_dump(mode="json"),
+    card = {"name": name, "run": root.join("runs", name).uri, "train": {**cfg.model_dump(mode="json"), **cfg.resolved()},  # empty settings as they resolved
             "fingerprint": state["fingerprint"],
             "data_card_sha256": layout.card_hash(root.join("data", "card.json")),
             "embeddings_card_sha256": layout.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,

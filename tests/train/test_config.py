@@ -38,3 +38,13 @@ def test_item_norm_left_empty_is_what_won_for_the_model_and_a_value_set_wins(ove
     train = load_config(overrides=overrides).train
     assert train.model_item_norm is normalised
     assert model_config(train, 10, {m: 4 for m in train.modalities}).item_norm is normalised
+
+
+@pytest.mark.parametrize("overrides, rate", [
+    ({"train.architecture": "sasrec"}, 1e-3),  # SASRec learned as far or further at RecBole's rate on both peer splits
+    ({"train.architecture": "bert4rec"}, 3e-3),  # the cloze task learns slower
+    ({"train.architecture": "sasrec", "train.learning_rate": 3e-3}, 3e-3),  # a value set wins
+])
+def test_the_learning_rate_left_empty_is_the_architectures_and_a_value_set_wins(overrides, rate):
+    train = load_config(overrides=overrides).train
+    assert train.model_learning_rate == rate == train.resolved()["learning_rate"]

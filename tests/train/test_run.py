@@ -77,6 +77,8 @@ def test_training_writes_checkpoints_a_curve_and_a_loadable_model(trained, root)
     model = registry.load_model(artifacts.resolve(outputs["model"]))
     assert model.config.modalities == ("audio", "lyrics", "album_art", "artist_bio")
     assert model.card["train"]["workers"] == 2
+    # Settings left empty are recorded as they resolved (BERT4Rec with content: LayerNorm rows, dropout 0.2).
+    assert (model.card["train"]["item_norm"], model.card["train"]["dropout"]) == (True, 0.2)
     assert model.card["data_card_sha256"] == layout.card_hash(artifacts.resolve(str(root / "data" / "card.json")))
     evaluation = json.loads((root / "models" / train.run_name(config) / "evaluation.json").read_text())
     assert evaluation["test"]["playlists"] > 900
