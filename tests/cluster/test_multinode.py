@@ -74,7 +74,24 @@ def stop_cluster(gcs_port: int, *temp_dirs: str) -> None:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    assert not cluster_processes(gcs_port, *temp_dirs), "the test cluster left processes behind"
+    # Killed processes take a moment to go; a zombie runs nothing (its parent, a daemon killed above, cannot reap
+    # it, and a container's PID 1 may never do so), so only live processes count as left behind.
+    deadline = time.time() + 20
+    while (left := running(cluster_processes(gcs_port, *temp_dirs))) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not left, f"the test cluster left processes behind: {left}"
+
+
+def running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes that still run (neither gone nor zombies)."""
+    live = []
+    for proc in procs:
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                live.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return live
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +136,20 @@ def wait_for_job(dashboard: str, env: dict, job_id: str) -> dict:
     pytest.fail(f"job {job_id} did not finish in {JOB_TIMEOUT_S} s")
 
 
+def submit_job(dashboard: str, env: dict, job_id: str, entrypoint: list[str]) -> subprocess.CompletedProcess:
+    """`ray job submit --no-wait`, retried while the head's job agent is still starting: it comes up after `ray
+    start` returns, on a loaded machine up to a minute later, and until then the dashboard answers 500 "No
+    available agent to submit job" (nothing is created, so the same submission id can be sent again)."""
+    deadline = time.time() + 180
+    while True:
+        submit = subprocess.run(["ray", "job", "submit", "--address", dashboard, "--submission-id", job_id,
+                                 "--working-dir", ".", "--no-wait", "--", *entrypoint],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        if submit.returncode == 0 or "No available agent" not in submit.stderr or time.time() > deadline:
+            return submit
+        time.sleep(5)
+
+
 def test_the_pipeline_job_on_two_nodes_with_token_auth_and_s3(cluster, s3_bucket):
     import boto3
 
@@ -137,11 +168,8 @@ def test_the_pipeline_job_on_two_nodes_with_token_auth_and_s3(cluster, s3_bucket
     serve_port = free_port()
     job_id = f"mmrec-pipeline-{secrets.token_hex(4)}"
     overrides = [f"--{k}={v}" for k, v in {**SMALL, "serve.port": serve_port}.items()]
-    submit = subprocess.run(
-        ["ray", "job", "submit", "--address", dashboard, "--submission-id", job_id, "--working-dir", ".",
-         "--no-wait", "--", "python", "jobs/pipeline.py", "--config", "configs/demo.yaml",
-         "--artifact-root", root, *overrides],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    submit = submit_job(dashboard, env, job_id, ["python", "jobs/pipeline.py", "--config", "configs/demo.yaml",
+                                                 "--artifact-root", root, *overrides])
     assert submit.returncode == 0, submit.stderr[-3000:]
     info = wait_for_job(dashboard, env, job_id)
     logs = requests.get(f"{dashboard}/api/jobs/{job_id}/logs", headers=authorised(env), timeout=30).json()["logs"]
