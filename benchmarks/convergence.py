@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from mmrec.config import load_config  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
-from mmrec.train.loop import (build_model, model_config, record_epoch, train_epoch, validate,  # noqa: E402
-                              windows_for_training)
+from mmrec.train.loop import (build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
+                              train_epoch, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
 
@@ -41,8 +41,7 @@ def train_variant(config, minutes: float, say) -> dict:
     counts = train_counts(items)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, counts, cfg.negative_sampling)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.model_learning_rate,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = optimizer_for(model, cfg)
     windows, label_from = windows_for_training(train.histories, cfg)
     lengths = np.array([len(w) for w in windows])
     rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -89,15 +90,16 @@ def main() -> None:
     cells = [("mmrec SASRec (IDs)", {"architecture": "sasrec", "modalities": []})]
     if modalities:
         cells.append((f"mmrec SASRec + {' + '.join(modalities)}", {"architecture": "sasrec", "modalities": modalities}))
-    rows = []
+    rows, exported = [], False
     for seed in args.seeds:
         kept = out.join(f"recbole-seed{seed}.json")
         if args.skip_recbole and kept.exists():
             recbole = artifacts.read_json(kept)
             say(f"RecBole seed {seed}: the last result kept (--skip-recbole)")
         else:
-            if not (work / "splits.json").exists() or seed == args.seeds[0]:
+            if not exported:  # once a run, from this split (files left by an earlier run may be of another)
                 export_recbole(config.artifact_root, work)
+                exported = True
             recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, seed, config.train.hidden,
                                   config.train.layers, config.train.heads, args.recbole_batch_size)
             artifacts.write_json(kept, recbole)
@@ -216,7 +218,7 @@ def report(rows: list[dict], config) -> str:
     ratios of its means to the peer's, and the goals, judged on the mean ratio of NDCG@20."""
     models = list(dict.fromkeys(row["model"] for row in rows))
     by_model = {name: [row for row in rows if row["model"] == name] for name in models}
-    seeds = sorted({row.get("seed", 0) for row in rows})
+    seeds = sorted({row["seed"] for row in rows})
     peer = mean_metrics(by_model[models[0]])
     lines = ["# mmrec against RecBole's SASRec on one split (test targets, whole history excluded)", "",
              f"Artifact root `{config.artifact_root}`; every model trained to early stopping (patience "
@@ -236,10 +238,9 @@ def report(rows: list[dict], config) -> str:
                      f"{means['recall@20'] / peer['recall@20']:.2f}x | {epochs} | {group[0]['parameters']:,} | "
                      f"{minutes:.1f} |")
     goals = []
+    peer_by_seed = {row["seed"]: row["metrics"]["ndcg@20"] for row in by_model[models[0]]}
     for name, goal in zip(models[1:], (1.0, 1.1)):
-        per_seed = {row.get("seed", 0): row["metrics"]["ndcg@20"] for row in by_model[models[0]]}
-        ratios = [row["metrics"]["ndcg@20"] / per_seed[row.get("seed", 0)] for row in by_model[name]
-                  if row.get("seed", 0) in per_seed]
+        ratios = [row["metrics"]["ndcg@20"] / peer_by_seed[row["seed"]] for row in by_model[name]]
         ratio = mean_metrics(by_model[name])["ndcg@20"] / peer["ndcg@20"]
         each = f"; per seed {', '.join(f'{r:.2f}x' for r in ratios)}" if len(ratios) > 1 else ""
         goals.append(f"- {name}: {ratio:.2f}x RecBole on NDCG@20 (goal >= {goal:.1f}x: "
@@ -248,16 +249,14 @@ def report(rows: list[dict], config) -> str:
 
 
 def mean_metrics(group: list[dict]) -> dict:
-    return {key: sum(row["metrics"][key] for row in group) / len(group) for key in group[0]["metrics"]}
+    return {key: statistics.mean(row["metrics"][key] for row in group) for key in group[0]["metrics"]}
 
 
 def spread(values: list[float]) -> str:
     """'.1234', or '.1234 +- .0056' over several seeds (sample standard deviation)."""
-    mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.4f}"
-    deviation = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.4f} +- {deviation:.4f}"
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}"
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def fingerprint(train: TrainConfig, root: str) -> str:
     """A hash of everything that shapes the weights: the training settings but those marked runtime (where and
     how fast they run: TrainConfig's `runtime` fields), as resolved, and the cards of the data and embeddings."""
     settings = train.model_dump(mode="json", exclude=marked_fields(TrainConfig, RUNTIME))
-    # Settings left empty by what they resolve to: a value set equal to the default's is the same run, and a
+    # Settings left empty count as what they resolve to: a value set equal to the default's is the same run, and a
     # default that changes makes a new one instead of resuming an old model under the same name.
     settings.update(train.resolved())
     cards = [__version__, card_hash(data_dir(root).join("card.json"))]

@@ -41,6 +41,13 @@ def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: i
     return model
 
 
+def optimizer_for(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters at the resolved learning rate (train.learning_rate or the
+    architecture's default)."""
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.model_learning_rate,
+                             weight_decay=cfg.weight_decay)
+
+
 def freeze_song_rows(model: BERT4Rec, songs: np.ndarray) -> None:
     """Keep these songs' content rows as embed made them and their ID rows at zero, whatever the softmax pushes:
     held-out (cold) songs must be scored as a song the model never saw would be."""

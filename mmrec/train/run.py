@@ -28,8 +28,8 @@ from mmrec.layout import cold_items, read_content, read_items, read_split, sampl
 from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.loop import (build_model, freeze_song_rows, model_config, record_epoch, train_epoch, validate,
-                              windows_for_training)
+from mmrec.train.loop import (build_model, freeze_song_rows, model_config, optimizer_for, record_epoch, train_epoch,
+                              validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
 
 log = logging.getLogger("mmrec.train")
@@ -164,8 +164,7 @@ def train_worker(loop_config: dict) -> None:
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
     freeze_song_rows(model, cold)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.model_learning_rate,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = optimizer_for(model, cfg)
 
     state = {"fingerprint": loop_config["fingerprint"], "config": bert_config.to_dict(), "epoch": -1,
              "history": [], "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False, "starts": []}
@@ -282,7 +281,8 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
     best = state["history"][state["best_epoch"]]
     metrics = {"valid": {k: best[k] for k in best if "@" in k}, "best_epoch": state["best_epoch"],
                "metric": cfg.metric, "history": state["history"]}
-    card = {"name": name, "run": root.join("runs", name).uri, "train": {**cfg.model_dump(mode="json"), **cfg.resolved()},  # empty settings as they resolved
+    card = {"name": name, "run": root.join("runs", name).uri,
+            "train": {**cfg.model_dump(mode="json"), **cfg.resolved()},  # settings left empty, as they resolved
             "fingerprint": state["fingerprint"],
             "data_card_sha256": layout.card_hash(root.join("data", "card.json")),
             "embeddings_card_sha256": layout.card_hash(root.join("embeddings", "card.json")) if cfg.modalities else None,
