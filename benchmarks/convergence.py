@@ -8,7 +8,9 @@ Each argument is a set of `train` overrides on top of --base (SASRec, ID-only, b
 section; every variant trains mmrec's core in this process (no Ray: one worker, so `batch_size` is the global
 batch), on the prepared split under the config's artifact root (run `make demo` first), to early stopping on the
 validation targets or --minutes. Prints each epoch and a table of the best validation NDCG@20, the epoch it came
-at, the epochs run and the time; writes the curves as a PNG (--plot).
+at, the epochs run and the time; writes the curves as a PNG (--plot) and JSON (--json). With --test it also scores
+the test targets every epoch, for analysis only (nothing is chosen by them): the table adds test NDCG@20 at the best
+validation epoch, the figure peer.py compares with RecBole.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mmrec.train.loop import (build_model, model_config, optimizer_for, record_e
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
 
-def train_variant(config, minutes: float, say) -> dict:
+def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
     cfg, root = config.train, config.artifact_root
     items = read_items(root)
     num_items = items.num_rows
@@ -45,8 +47,9 @@ def train_variant(config, minutes: float, say) -> dict:
     windows, label_from = windows_for_training(train.histories, cfg)
     lengths = np.array([len(w) for w in windows])
     rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
+    test = read_split(root, "test") if with_test else None
     state = {"epoch": -1, "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False}
-    curve, started = [], time.time()
+    curve, test_curve, started = [], [], time.time()
     for epoch in range(cfg.epochs):
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
         loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
@@ -56,12 +59,22 @@ def train_variant(config, minutes: float, say) -> dict:
                          torch.device("cpu")).means()[cfg.metric]
         record_epoch(state, value, loss, cfg.patience)
         curve.append(round(value, 4))
-        say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f} "
-            f"({time.time() - started:.0f} s)")
+        if test is not None:  # analysis only: what each epoch's weights score on test, never used to choose
+            test_curve.append(round(validate(model, test.histories, test.targets, cfg.ks, cfg.eval_batch_size,
+                                             torch.device("cpu")).means()[cfg.metric], 4))
+        say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f}"
+            + (f", test {test_curve[-1]:.4f}" if test_curve else "") + f" ({time.time() - started:.0f} s)")
         if state["stopped"] or time.time() - started > minutes * 60:
             break
     return {"best": state["best"], "best_epoch": state["best_epoch"] + 1, "epochs": len(curve),
-            "windows": len(windows), "seconds": round(time.time() - started), "curve": curve}
+            "windows": len(windows), "seconds": round(time.time() - started), "curve": curve,
+            **({"test": test_curve[state["best_epoch"]], "test_curve": test_curve} if test_curve else {})}
+
+
+def mean_spread(values: list[float]) -> str:
+    """'0.1234', or '0.1234 +- 0.0056' over several seeds (sample standard deviation)."""
+    spread = f" +- {np.std(values, ddof=1):.4f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.4f}{spread}"
 
 
 def main() -> None:
@@ -74,6 +87,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="time cap per variant")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--plot", default="", help="PNG of the validation curves")
+    parser.add_argument("--test", action="store_true",
+                        help="also score the test targets every epoch (analysis only, never to choose): the table adds "
+                        "test NDCG@20 at the best validation epoch, the figure a peer's test compares with")
+    parser.add_argument("--json", default="", help="write every run's curves to this JSON file")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                         help="train every variant once per seed; the table gives the mean, spread and each seed's best "
                         "(default: the config's train.seed)")
@@ -90,17 +107,20 @@ def main() -> None:
             config = load_config(args.config, {f"train.{k}": json.dumps(v) if isinstance(v, list) else v
                                                for k, v in settings.items()})
             print(f"--- {json.dumps(variant)} seed {config.train.seed}", flush=True)
-            runs.append(train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True)))
+            runs.append(train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True), args.test))
         results.append({"variant": json.dumps(variant), "runs": runs})
-    print("\n| variant | best valid NDCG@20 | each seed | at epoch | epochs run | windows | seconds |\n"
-          "|---|---|---|---|---|---|---|")
+    print("\n| variant | best valid NDCG@20 | each seed |" + (" test NDCG@20 there | each seed |" if args.test else "")
+          + " at epoch | epochs run | windows | seconds |\n|---|---|---|" + ("---|---|" if args.test else "")
+          + "---|---|---|---|")
     for r in results:
-        bests = np.array([run["best"] for run in r["runs"]])
-        spread = f" +- {bests.std(ddof=1):.4f}" if len(bests) > 1 else ""
-        print(f"| `{r['variant']}` | {bests.mean():.4f}{spread} | {', '.join(f'{b:.4f}' for b in bests)} | "
-              f"{', '.join(str(run['best_epoch']) for run in r['runs'])} | "
+        columns = [[run["best"] for run in r["runs"]]] + ([[run["test"] for run in r["runs"]]] if args.test else [])
+        print(f"| `{r['variant']}` | "
+              + " | ".join(f"{mean_spread(values)} | {', '.join(f'{v:.4f}' for v in values)}" for values in columns)
+              + f" | {', '.join(str(run['best_epoch']) for run in r['runs'])} | "
               f"{', '.join(str(run['epochs']) for run in r['runs'])} | {r['runs'][0]['windows']:,} | "
               f"{sum(run['seconds'] for run in r['runs'])} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"base": base, "results": results}, indent=1))
     if args.plot:
         import matplotlib
 

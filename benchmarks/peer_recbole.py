@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmrec.evaluate.metrics import evaluate_scorer  # noqa: E402  (numpy and torch only)
+from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer  # noqa: E402  (numpy and torch only)
 
 MAX_LENGTH = 50
 
@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--checkpoint", default="",
+                        help="score this saved RecBole model on the test targets instead of training one (re-scoring a "
+                        "kept run: --out gets its metrics and per-playlist ranks)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,8 +115,11 @@ def main() -> None:
         return score, result
 
     trainer._valid_epoch = valid_epoch
-    best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-    checkpoint = torch.load(trainer.saved_model_file, map_location=config["device"])
+    if args.checkpoint:
+        best_valid = float("nan")
+    else:
+        best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    checkpoint = torch.load(args.checkpoint or trainer.saved_model_file, map_location=config["device"])
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
 
@@ -135,8 +141,11 @@ def main() -> None:
 
     test = splits["test"]
     histories = [np.array(h, np.int64) for h in test["histories"]]
-    totals = evaluate_scorer(score, histories, np.array(test["targets"], np.int64), (20, 500), batch_size=256)
+    totals = evaluate_scorer(score, histories, np.array(test["targets"], np.int64), (20, 500), batch_size=256,
+                             totals=MetricTotals((20, 500), keep_ranks=True))
     result = {"model": "RecBole 1.2.1 SASRec", "metrics": totals.means(), "playlists": totals.count,
+              "test_ranks": totals.ranks().tolist(),  # splits.json's test order: paired tests against mmrec
+              "checkpoint": str(args.checkpoint or trainer.saved_model_file),
               "best_valid_ndcg@20": float(best_valid), "epochs": len(epochs_seen),
               "best_epoch": int(np.argmax(epochs_seen)) + 1 if epochs_seen else 0, "parameters": int(parameters),
               "seconds": round(time.time() - started, 1),

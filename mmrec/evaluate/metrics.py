@@ -59,17 +59,29 @@ def ranking_metrics(ranks: torch.Tensor, ks: tuple[int, ...] | list[int]) -> dic
 
 
 class MetricTotals:
-    """Sums of per-playlist metrics over batches (and, by `merge`, over workers); `means()` at the end."""
+    """Sums of per-playlist metrics over batches (and, by `merge`, over workers); `means()` at the end.
+    With keep_ranks, `ranks()` also gives every playlist's target rank in the order added (for paired tests of two
+    models on the same playlists)."""
 
-    def __init__(self, ks):
+    def __init__(self, ks, keep_ranks: bool = False):
         self.ks = tuple(ks)
         self.sums = {name: 0.0 for k in self.ks for name in (f"recall@{k}", f"ndcg@{k}")}
         self.count = 0
+        self._ranks: list[np.ndarray] | None = [] if keep_ranks else None
 
     def add(self, ranks: torch.Tensor) -> None:
         for name, values in ranking_metrics(ranks, self.ks).items():
             self.sums[name] += float(values.sum())
         self.count += len(ranks)
+        if self._ranks is not None:
+            self._ranks.append(ranks.cpu().numpy().astype(np.int64))
+
+    def ranks(self) -> np.ndarray:
+        """(P,) 0-based target ranks in the order the playlists were added (UNREACHABLE for a target that cannot
+        be recommended)."""
+        if self._ranks is None:
+            raise ValueError("these totals were made without keep_ranks=True")
+        return np.concatenate(self._ranks) if self._ranks else np.zeros(0, np.int64)
 
     def as_vector(self) -> np.ndarray:
         return np.array([*self.sums.values(), self.count], dtype=np.float64)

@@ -98,19 +98,29 @@ def test_batched_evaluation_matches_a_per_playlist_loop():
     def score(padded):  # popularity-like scores plus a per-history shift
         return weights[None, :].repeat(len(padded), 1) + padded.sum(1, keepdim=True).float() * 0
 
-    totals = evaluate_scorer(score, histories, targets, (5, 10), batch_size=8)
+    totals = evaluate_scorer(score, histories, targets, (5, 10), batch_size=8,
+                             totals=MetricTotals((5, 10), keep_ranks=True))
     expected = MetricTotals((5, 10))
-    recall5 = []
+    recall5, ranks = [], []
     for history, target in zip(histories, targets):
         s = weights.numpy().copy()
         s[0] = -np.inf
         s[history] = -np.inf
         rank = UNREACHABLE if np.isneginf(s[target]) else int((s >= s[target]).sum() - 1)
         recall5.append(rank < 5)
+        ranks.append(rank)
         expected.add(torch.tensor([rank]))
+    assert totals.ranks().tolist() == ranks  # every playlist's rank, in input order across the batches
     assert totals.count == 37
     assert totals.means() == pytest.approx(expected.means())
     assert totals.means()["recall@5"] == pytest.approx(np.mean(recall5))
+
+
+def test_ranks_are_only_kept_when_asked():
+    totals = MetricTotals((20,))
+    totals.add(torch.tensor([0, 30]))
+    with pytest.raises(ValueError, match="keep_ranks"):
+        totals.ranks()
 
 
 def test_totals_merge_through_a_vector():
