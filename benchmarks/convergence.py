@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from mmrec.config import load_config  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
 from mmrec.train.loop import (build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
-                              train_epoch, validate, windows_for_training)
+                              torch_seed, train_epoch, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
 
@@ -51,6 +51,7 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
     state = {"epoch": -1, "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False}
     curve, test_curve, started = [], [], time.time()
     for epoch in range(cfg.epochs):
+        torch.manual_seed(torch_seed(cfg.seed, epoch, 0))  # as Ray Train's rank 0 draws its dropout
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
         loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
                            bert_config.mask_token, np.random.default_rng([cfg.seed, epoch, 0]), torch.device("cpu"),

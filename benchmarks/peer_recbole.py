@@ -116,7 +116,7 @@ def main() -> None:
 
     trainer._valid_epoch = valid_epoch
     if args.checkpoint:
-        best_valid = float("nan")
+        best_valid = None  # not validated here: the kept result of its training run has it
     else:
         best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     checkpoint = torch.load(args.checkpoint or trainer.saved_model_file, map_location=config["device"])
@@ -146,7 +146,7 @@ def main() -> None:
     result = {"model": "RecBole 1.2.1 SASRec", "metrics": totals.means(), "playlists": totals.count,
               "test_ranks": totals.ranks().tolist(),  # splits.json's test order: paired tests against mmrec
               "checkpoint": str(args.checkpoint or trainer.saved_model_file),
-              "best_valid_ndcg@20": float(best_valid), "epochs": len(epochs_seen),
+              "best_valid_ndcg@20": None if best_valid is None else float(best_valid), "epochs": len(epochs_seen),
               "best_epoch": int(np.argmax(epochs_seen)) + 1 if epochs_seen else 0, "parameters": int(parameters),
               "seconds": round(time.time() - started, 1),
               "settings": {"hidden": args.hidden, "layers": args.layers, "heads": args.heads, "max_length": MAX_LENGTH,

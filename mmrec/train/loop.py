@@ -41,6 +41,12 @@ def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: i
     return model
 
 
+def torch_seed(*keys: int) -> int:
+    """A seed for torch's generator from (seed, epoch, rank): every worker and epoch its own dropout stream, the
+    same again when a run resumes at that epoch."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
 def optimizer_for(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters at the resolved learning rate (train.learning_rate or the
     architecture's default)."""

@@ -29,7 +29,7 @@ from mmrec.models import registry
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.loop import (build_model, freeze_song_rows, model_config, optimizer_for, record_epoch, train_epoch,
-                              validate, windows_for_training)
+                              torch_seed, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
 
 log = logging.getLogger("mmrec.train")
@@ -198,6 +198,9 @@ def train_worker(loop_config: dict) -> None:
         if state["stopped"]:
             break
         started = time.time()
+        # build_model seeded torch alike on every worker (the same initial weights); without a stream of its own
+        # per worker and epoch, the workers' halves of a batch would share their dropout masks.
+        torch.manual_seed(torch_seed(cfg.seed, epoch, rank))
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), world)  # same on all
         mine = [[windows[i] for i in step[rank]] for step in steps]
         loss = train_epoch(ddp_model, optimizer, mine, cfg, bert_config.mask_token,

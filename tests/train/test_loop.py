@@ -1,8 +1,11 @@
-"""The training core's early-stopping bookkeeping: a diverged epoch never becomes the best checkpoint."""
+"""The training core: early-stopping bookkeeping (a diverged epoch never becomes the best checkpoint) and the
+workers' random streams."""
 
 import math
 
-from mmrec.train.loop import record_epoch
+import torch
+
+from mmrec.train.loop import record_epoch, torch_seed
 
 
 def fresh_state() -> dict:
@@ -32,3 +35,16 @@ def test_a_first_epoch_that_diverged_leaves_no_best():
     state = fresh_state()
     assert not record_epoch(state, math.nan, math.nan, patience=5)
     assert state["best"] is None and state["best_epoch"] == -1 and state["stopped"]
+
+
+def test_every_worker_and_epoch_draws_its_own_dropout_stream_and_a_resume_draws_it_again():
+    seeds = {(epoch, rank): torch_seed(7, epoch, rank) for epoch in range(3) for rank in range(4)}
+    assert len(set(seeds.values())) == len(seeds)  # no two workers, no two epochs alike
+    assert torch_seed(7, 2, 1) == seeds[2, 1]  # a resumed epoch draws as the first run did
+
+    def masks(seed):
+        torch.manual_seed(seed)
+        return torch.nn.functional.dropout(torch.ones(64), 0.5)
+
+    assert torch.equal(masks(seeds[0, 0]), masks(seeds[0, 0]))
+    assert not torch.equal(masks(seeds[0, 0]), masks(seeds[0, 1]))
