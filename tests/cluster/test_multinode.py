@@ -108,12 +108,16 @@ def cluster(s3_bucket):
     gcs, dashboard = free_port(), free_port()
     ray = shutil.which("ray", path=bin_dir)
     try:
+        # The agent that takes job submissions on a free port too: Ray's fixed default (52365) is held by any other
+        # Ray on this machine, one cause of "No available agent" (this test still wants the machine to itself).
         subprocess.run([ray, "start", "--head", f"--port={gcs}", f"--ray-client-server-port={free_port()}",
                         "--num-cpus=1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                        f"--dashboard-port={dashboard}", f"--temp-dir={head_dir}", "--disable-usage-stats"],
+                        f"--dashboard-port={dashboard}", f"--dashboard-agent-listen-port={free_port()}",
+                        f"--temp-dir={head_dir}", "--disable-usage-stats"],
                        env=env, check=True, timeout=120, capture_output=True)
         subprocess.run([ray, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
-                        '--resources={"second_node": 1}', f"--temp-dir={node_dir}", "--disable-usage-stats"],
+                        '--resources={"second_node": 1}', f"--dashboard-agent-listen-port={free_port()}",
+                        f"--temp-dir={node_dir}", "--disable-usage-stats"],
                        env=env, check=True, timeout=120, capture_output=True)
         yield f"http://127.0.0.1:{dashboard}", env, node_dir
     finally:
