@@ -16,7 +16,8 @@
    full softmax) to early stopping on validation NDCG@20, both validation and test excluding each playlist's
    whole history as mmrec does, and its test metrics computed by mmrec's own metric code (benchmarks/peer_recbole.py).
 4. mmrec trains SASRec (IDs) and its multimodal SASRec (--modalities, all four by default) to early stopping on
-   the same split, with the same patience, and `mmrec evaluate` scores them on the test targets.
+   the same split, with the same patience; the registered models are scored on every test target by the metric
+   code of `mmrec evaluate`, once, keeping each playlist's rank.
 5. The table: NDCG/Recall@20 and @500, epochs (best / run), parameters, time, and each model's ratio to RecBole
    on NDCG@20 and Recall@20. Goals: mmrec SASRec (IDs) >= 1.0x, the multimodal model >= 1.1x, judged on a paired
    bootstrap interval over the test playlists (every model's per-playlist ranks are kept): met when the whole
@@ -36,9 +37,9 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -196,38 +197,34 @@ def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int
 
 def train_and_evaluate(config, name: str, train_overrides: dict) -> dict:
     from mmrec import artifacts
-    from mmrec.evaluate import run as evaluate
     from mmrec.train import run as train
 
     cell = config.model_copy(update={"train": config.train.model_copy(update={**train_overrides, "run_name": ""})})
     cell = cell.model_validate(cell.model_dump())  # re-check the merged settings
     say(f"{name}: training to early stopping")
     model_uri = train.registered_already(cell) or train.run(cell)["model"]
-    evaluate.run(cell.model_copy(update={"evaluate": cell.evaluate.model_copy(
-        update={"model": train.run_name(cell), "split": "test", "ks": (20, 500)})}))
     loc = artifacts.resolve(model_uri)
     metrics, card = artifacts.read_json(loc.join("metrics.json")), artifacts.read_json(loc.join("card.json"))
-    evaluation = artifacts.read_json(loc.join("evaluation.json"))["test"]
-    return {"model": name, "metrics": evaluation["metrics"], "playlists": evaluation["playlists"],
-            "test_ranks": test_ranks(cell, loc).tolist(),
+    test = score_test(cell, loc)
+    return {"model": name, "metrics": test.means(), "playlists": test.count, "test_ranks": test.ranks().tolist(),
             "epochs": len(metrics["history"]), "best_epoch": metrics["best_epoch"] + 1,
             "parameters": card["parameters"], "run": train.run_name(cell),
             # the epochs' own times, so a model trained by an earlier run shows its training time, not zero
             "seconds": round(sum(epoch["seconds"] for epoch in metrics["history"]), 1)}
 
 
-def test_ranks(config, loc):
-    """Every test playlist's target rank under the registered model at `loc`, in the split's order (the order the
-    RecBole files were written in), for the paired interval of the report."""
+def score_test(config, loc):
+    """The registered model at `loc` on every test target (@20 and @500, as RecBole's runner scores), with each
+    playlist's rank kept in the split's order (the order the RecBole files were written in) for the paired interval
+    of the report."""
     from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
     from mmrec.layout import read_split
     from mmrec.models import registry
 
     test = read_split(config.artifact_root, "test")
     model = registry.load_model(loc)
-    totals = evaluate_scorer(model.model.scorer(), test.histories, test.targets, (20,),
-                             totals=MetricTotals((20,), keep_ranks=True))
-    return totals.ranks()
+    return evaluate_scorer(model.model.scorer(), test.histories, test.targets, (20, 500),
+                           totals=MetricTotals((20, 500), keep_ranks=True))
 
 
 # --- the table ---------------------------------------------------------------------------------------------
