@@ -111,7 +111,7 @@ def main() -> None:
         rows.append({**recbole, "seed": seed})
         for name, train_overrides in cells:
             rows.append({**train_and_evaluate(config, name, {**train_overrides, "seed": seed}), "seed": seed})
-    markdown = report(rows, config)
+    markdown = report(rows, config, popular_targets(config.artifact_root))
     artifacts.write_text(out.join("results.md"), markdown)
     artifacts.write_json(out.join("results.json"), artifacts.card(rows=rows))
     print(markdown, flush=True)
@@ -213,6 +213,19 @@ def train_and_evaluate(config, name: str, train_overrides: dict) -> dict:
             "seconds": round(sum(epoch["seconds"] for epoch in metrics["history"]), 1)}
 
 
+def popular_targets(root: str) -> np.ndarray:
+    """(test playlists,) bool in the split's order: is the playlist's test target one of the most played songs
+    (`popular_songs`: the most played fifth by training plays, as `mmrec experiment`'s popularity bands)."""
+    from mmrec.evaluate.metrics import popular_songs
+    from mmrec.layout import read_items, read_split, train_counts
+
+    targets = read_split(root, "test").targets
+    popular = np.zeros(len(targets), bool)
+    scored = targets > 0  # a test row always has a target; kept safe for hand-made splits
+    popular[scored] = popular_songs(train_counts(read_items(root)))[targets[scored] - 1]
+    return popular
+
+
 def score_test(config, loc):
     """The registered model at `loc` on every test target (@20 and @500, as RecBole's runner scores), with each
     playlist's rank kept in the split's order (the order the RecBole files were written in) for the paired interval
@@ -229,9 +242,10 @@ def score_test(config, loc):
 
 # --- the table ---------------------------------------------------------------------------------------------
 
-def report(rows: list[dict], config) -> str:
+def report(rows: list[dict], config, popular: np.ndarray | None = None) -> str:
     """The markdown table: per model (the first is the peer), its mean over seeds (and spread, with several), the
-    ratios of its means to the peer's, and the goals, judged on the mean ratio of NDCG@20."""
+    ratios of its means to the peer's, and the goals, judged on the mean ratio of NDCG@20; with `popular` (a bool
+    per test playlist, in the split's order: is its target a popular song), NDCG@20 by target popularity too."""
     models = list(dict.fromkeys(row["model"] for row in rows))
     by_model = {name: [row for row in rows if row["model"] == name] for name in models}
     seeds = sorted({row["seed"] for row in rows})
@@ -271,7 +285,8 @@ def report(rows: list[dict], config) -> str:
     notes = ["", "The interval is a paired bootstrap over the test playlists (each playlist's NDCG@20 averaged over "
              f"seeds, {RESAMPLES:,} resamples): the spread a test set of this size leaves in the ratio. A goal is met "
              "when the whole interval clears it, not met when it lies below, and undecided otherwise."]
-    return "\n".join(lines + [""] + goals + notes) + "\n"
+    by_popularity = [] if popular is None else popularity_table(by_model, popular)
+    return "\n".join(lines + [""] + goals + notes + by_popularity) + "\n"
 
 
 RESAMPLES = 2000
@@ -282,20 +297,11 @@ def paired_interval(rows: list[dict], peer_by_seed: dict[int, dict], k: int = 20
     """95% percentile interval of mean NDCG@k (model) / mean NDCG@k (peer) when the test playlists are resampled
     with replacement, both models on the same resampled playlists (per-playlist NDCG averaged over the seeds both
     ran); None when some run kept no per-playlist ranks or the two were scored on different playlists."""
-    import torch
-
-    from mmrec.evaluate.metrics import ndcg_at_k
-
-    pairs = [(row.get("test_ranks"), peer_by_seed[row["seed"]].get("test_ranks")) for row in rows
-             if row["seed"] in peer_by_seed]
-    if not pairs or any(a is None or b is None or len(a) != len(b) for a, b in pairs) or \
-            len({len(a) for a, _ in pairs}) != 1:
+    pairs = [(row, peer_by_seed[row["seed"]]) for row in rows if row["seed"] in peer_by_seed]
+    model = per_playlist_ndcg([a for a, _ in pairs], k)
+    peer = per_playlist_ndcg([b for _, b in pairs], k)
+    if model is None or peer is None or len(model) != len(peer):
         return None
-
-    def per_playlist(ranks: list[list[int]]) -> np.ndarray:
-        return np.mean([ndcg_at_k(torch.tensor(r, dtype=torch.int64), k).numpy() for r in ranks], axis=0)
-
-    model, peer = per_playlist([a for a, _ in pairs]), per_playlist([b for _, b in pairs])
     rng = np.random.default_rng(seed)
     ratios = []
     for start in range(0, resamples, 200):  # in blocks: (resamples, playlists) indices can be large
@@ -303,6 +309,42 @@ def paired_interval(rows: list[dict], peer_by_seed: dict[int, dict], k: int = 20
         ratios.append(model[picks].mean(1) / np.maximum(peer[picks].mean(1), 1e-12))
     low, high = np.percentile(np.concatenate(ratios), [2.5, 97.5])
     return float(low), float(high)
+
+
+def per_playlist_ndcg(rows: list[dict], k: int = 20) -> np.ndarray | None:
+    """(playlists,) each test playlist's NDCG@k averaged over the rows (seeds) given, in the split's order; None
+    when a row kept no per-playlist ranks or the rows ranked different numbers of playlists."""
+    import torch
+
+    from mmrec.evaluate.metrics import ndcg_at_k
+
+    ranks = [row.get("test_ranks") for row in rows]
+    if not ranks or any(r is None for r in ranks) or len({len(r) for r in ranks}) != 1:
+        return None
+    return np.mean([ndcg_at_k(torch.tensor(r, dtype=torch.int64), k).numpy() for r in ranks], axis=0)
+
+
+def popularity_table(by_model: dict[str, list[dict]], popular: np.ndarray, k: int = 20) -> list[str]:
+    """Markdown lines: each model's NDCG@k on test targets among the most played songs and in the long tail, and
+    its ratio to the peer (the first model) on each; models without per-playlist ranks are left out."""
+    from mmrec.evaluate.metrics import POPULAR_SHARE
+
+    scores = {name: per_playlist_ndcg(group, k) for name, group in by_model.items()}
+    scores = {name: s for name, s in scores.items() if s is not None and len(s) == len(popular)}
+    peer_name = next(iter(by_model))
+    if peer_name not in scores or len(scores) < 2:
+        return []
+    bands = {name: (s[popular].mean() if popular.any() else float("nan"),
+                    s[~popular].mean() if (~popular).any() else float("nan")) for name, s in scores.items()}
+    peer = bands[peer_name]
+    lines = ["", f"By target popularity (NDCG@{k}; popular: the target is one of the most played "
+             f"{POPULAR_SHARE:.0%} of the songs by training plays, {int(popular.sum()):,} playlists; long tail: the "
+             f"other {int((~popular).sum()):,}):", "",
+             "| model | popular | long tail | x RecBole popular | x RecBole long tail |", "|---|---|---|---|---|"]
+    ratio = lambda value, of: f"{value / of:.2f}x" if of > 0 else "-"  # noqa: E731
+    for name, (head, tail) in bands.items():
+        lines.append(f"| {name} | {head:.4f} | {tail:.4f} | {ratio(head, peer[0])} | {ratio(tail, peer[1])} |")
+    return lines
 
 
 def mean_metrics(group: list[dict]) -> dict:

@@ -94,3 +94,45 @@ def test_the_goals_are_judged_on_a_paired_interval_over_the_test_playlists():
     assert "goal >= 1.0x: undecided at this size" in text  # 60 playlists cannot tell a tie from a 10% lead
     # Ranks of different playlists (another split) cannot be paired.
     assert peer.paired_interval([row("ids", better[:100])], {0: row("peer", peer_ranks)}) is None
+
+
+def test_the_report_splits_ndcg_by_target_popularity():
+    import numpy as np
+    import torch
+    from types import SimpleNamespace
+
+    from mmrec.evaluate.metrics import ndcg_at_k
+
+    def row(model, seed, ranks):
+        ndcg = float(ndcg_at_k(torch.tensor(ranks), 20).mean())
+        return {"model": model, "seed": seed, "parameters": 1000, "seconds": 60.0, "best_epoch": 3, "epochs": 13,
+                "test_ranks": list(ranks),
+                "metrics": {"ndcg@20": ndcg, "recall@20": ndcg, "ndcg@500": ndcg, "recall@500": ndcg}}
+
+    popular = np.array([True, True, False, False])
+    # The peer ranks every target first; "ids" hits the popular targets only; "content" the tail only, in one
+    # seed of two (so its tail NDCG is the mean over seeds: 0.5).
+    rows = [row("peer", 0, [0, 0, 0, 0]), row("ids", 0, [0, 0, 99, 99]), row("content", 0, [99, 99, 0, 0]),
+            row("peer", 1, [0, 0, 0, 0]), row("ids", 1, [0, 0, 99, 99]), row("content", 1, [99, 99, 99, 99])]
+    config = SimpleNamespace(artifact_root="/tmp/x", train=SimpleNamespace(patience=10))
+    text = load_peer().report(rows, config, popular)
+    assert "2 playlists; long tail: the other 2" in text
+    lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert lines["| peer"].endswith("| 1.0000 | 1.0000 | 1.00x | 1.00x |")
+    assert lines["| ids"].endswith("| 1.0000 | 0.0000 | 1.00x | 0.00x |")
+    assert lines["| content"].endswith("| 0.0000 | 0.5000 | 0.00x | 0.50x |")
+    # Without ranks (a result kept from before they were recorded) there is no band table, and no error.
+    bare = [{k: v for k, v in r.items() if k != "test_ranks"} for r in rows]
+    assert "By target popularity" not in load_peer().report(bare, config, popular)
+
+
+def test_popular_targets_follow_the_training_plays_of_the_test_targets(tmp_path):
+    from mmrec.layout import read_items, read_split, train_counts
+
+    write_prepared(tmp_path)
+    popular = load_peer().popular_targets(str(tmp_path))
+    test = read_split(str(tmp_path), "test")
+    plays = train_counts(read_items(str(tmp_path)))[test.targets - 1]  # each test target's training plays
+    assert popular.dtype == bool and len(popular) == len(test.targets)
+    assert 0 < popular.sum() < len(popular)
+    assert plays[popular].min() >= plays[~popular].max()  # in the split's order: the head's targets play more
