@@ -10,7 +10,8 @@ batch), on the prepared split under the config's artifact root (run `make demo` 
 validation targets or --minutes. Prints each epoch and a table of the best validation NDCG@20, the epoch it came
 at, the epochs run and the time; writes the curves as a PNG (--plot) and JSON (--json). With --test it also scores
 the test targets every epoch, for analysis only (nothing is chosen by them): the table adds test NDCG@20 at the best
-validation epoch, the figure peer.py compares with RecBole.
+validation epoch, the figure peer.py compares with RecBole. Every table also splits the best epoch's validation
+NDCG@20 by target popularity (the most played fifth of the songs, and the long tail), as peer.py splits test.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmrec.config import load_config  # noqa: E402
+from mmrec.evaluate.metrics import MetricTotals, ndcg_at_k, popular_songs  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
 from mmrec.train.loop import (build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
                               torch_seed, train_epoch, validate, windows_for_training)
@@ -47,28 +49,35 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
     windows, label_from = windows_for_training(train.histories, cfg)
     lengths = np.array([len(w) for w in windows])
     rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
+    popular = popular_songs(counts)[valid.targets[rows] - 1]  # per validation playlist: is its target popular
+    k = int(cfg.metric.split("@")[1])
     test = read_split(root, "test") if with_test else None
     state = {"epoch": -1, "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False}
-    curve, test_curve, started = [], [], time.time()
+    curve, bands, test_curve, started = [], [], [], time.time()
     for epoch in range(cfg.epochs):
         torch.manual_seed(torch_seed(cfg.seed, epoch, 0))  # as Ray Train's rank 0 draws its dropout
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
         loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
                            bert_config.mask_token, np.random.default_rng([cfg.seed, epoch, 0]), torch.device("cpu"),
                            label_from=[label_from[step[0]] for step in steps])
-        value = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks, cfg.eval_batch_size,
-                         torch.device("cpu")).means()[cfg.metric]
+        totals = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
+                          cfg.eval_batch_size, torch.device("cpu"), MetricTotals(cfg.ks, keep_ranks=True))
+        value = totals.means()[cfg.metric]
         record_epoch(state, value, loss, cfg.patience)
         curve.append(round(value, 4))
+        per_playlist = ndcg_at_k(torch.from_numpy(totals.ranks()), k).numpy()
+        bands.append([round(float(per_playlist[popular].mean()), 4), round(float(per_playlist[~popular].mean()), 4)])
         if test is not None:  # analysis only: what each epoch's weights score on test, never used to choose
             test_curve.append(round(validate(model, test.histories, test.targets, cfg.ks, cfg.eval_batch_size,
                                              torch.device("cpu")).means()[cfg.metric], 4))
-        say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f}"
+        say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f} "
+            f"(popular {bands[-1][0]:.4f}, long tail {bands[-1][1]:.4f})"
             + (f", test {test_curve[-1]:.4f}" if test_curve else "") + f" ({time.time() - started:.0f} s)")
         if state["stopped"] or time.time() - started > minutes * 60:
             break
     return {"best": state["best"], "best_epoch": state["best_epoch"] + 1, "epochs": len(curve),
             "windows": len(windows), "seconds": round(time.time() - started), "curve": curve,
+            "popular": bands[state["best_epoch"]][0], "long_tail": bands[state["best_epoch"]][1], "bands": bands,
             **({"test": test_curve[state["best_epoch"]], "test_curve": test_curve} if test_curve else {})}
 
 
@@ -110,13 +119,18 @@ def main() -> None:
             print(f"--- {json.dumps(variant)} seed {config.train.seed}", flush=True)
             runs.append(train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True), args.test))
         results.append({"variant": json.dumps(variant), "runs": runs})
-    print("\n| variant | best valid NDCG@20 | each seed |" + (" test NDCG@20 there | each seed |" if args.test else "")
-          + " at epoch | epochs run | windows | seconds |\n|---|---|---|" + ("---|---|" if args.test else "")
+    print("\n| variant | best valid NDCG@20 | each seed | popular targets | long-tail targets |"
+          + (" test NDCG@20 there | each seed |" if args.test else "")
+          + " at epoch | epochs run | windows | seconds |\n|---|---|---|---|---|" + ("---|---|" if args.test else "")
           + "---|---|---|---|")
     for r in results:
-        columns = [[run["best"] for run in r["runs"]]] + ([[run["test"] for run in r["runs"]]] if args.test else [])
-        print(f"| `{r['variant']}` | "
-              + " | ".join(f"{mean_spread(values)} | {', '.join(f'{v:.4f}' for v in values)}" for values in columns)
+        best = [run["best"] for run in r["runs"]]
+        cells = [f"{mean_spread(best)} | {', '.join(f'{v:.4f}' for v in best)}",
+                 mean_spread([run["popular"] for run in r["runs"]]), mean_spread([run["long_tail"] for run in r["runs"]])]
+        if args.test:
+            tested = [run["test"] for run in r["runs"]]
+            cells.append(f"{mean_spread(tested)} | {', '.join(f'{v:.4f}' for v in tested)}")
+        print(f"| `{r['variant']}` | " + " | ".join(cells)
               + f" | {', '.join(str(run['best_epoch']) for run in r['runs'])} | "
               f"{', '.join(str(run['epochs']) for run in r['runs'])} | {r['runs'][0]['windows']:,} | "
               f"{sum(run['seconds'] for run in r['runs'])} |")

@@ -108,10 +108,11 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
 
 
 def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int,
-             device: torch.device) -> MetricTotals:
-    """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP)."""
+             device: torch.device, totals: MetricTotals | None = None) -> MetricTotals:
+    """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP), added to
+    `totals` when given (one that keeps each playlist's rank, say)."""
     model.eval()
-    return evaluate_scorer(model.scorer(), histories, targets, ks, batch_size, device)
+    return evaluate_scorer(model.scorer(), histories, targets, ks, batch_size, device, totals)
 
 
 def record_epoch(state: dict, value: float, loss: float, patience: int) -> bool:
