@@ -293,14 +293,20 @@ RESAMPLES = 2000
 
 
 def paired_interval(rows: list[dict], peer_by_seed: dict[int, dict], k: int = 20,
-                    resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile interval of mean NDCG@k (model) / mean NDCG@k (peer) when the test playlists are resampled
-    with replacement, both models on the same resampled playlists (per-playlist NDCG averaged over the seeds both
-    ran); None when some run kept no per-playlist ranks or the two were scored on different playlists."""
+                    resamples: int = RESAMPLES, seed: int = 0,
+                    among: np.ndarray | None = None) -> tuple[float, float] | None:
+    """95% percentile interval of mean NDCG@k (model) / mean NDCG@k (peer) when the test playlists (those where
+    `among` is True, or all) are resampled with replacement, both models on the same resampled playlists
+    (per-playlist NDCG averaged over the seeds both ran); None when some run kept no per-playlist ranks or the two
+    were scored on different playlists."""
     pairs = [(row, peer_by_seed[row["seed"]]) for row in rows if row["seed"] in peer_by_seed]
     model = per_playlist_ndcg([a for a, _ in pairs], k)
     peer = per_playlist_ndcg([b for _, b in pairs], k)
-    if model is None or peer is None or len(model) != len(peer):
+    if model is None or peer is None or len(model) != len(peer) or (among is not None and len(among) != len(model)):
+        return None
+    if among is not None:
+        model, peer = model[among], peer[among]
+    if not len(model):
         return None
     rng = np.random.default_rng(seed)
     ratios = []
@@ -325,25 +331,29 @@ def per_playlist_ndcg(rows: list[dict], k: int = 20) -> np.ndarray | None:
 
 
 def popularity_table(by_model: dict[str, list[dict]], popular: np.ndarray, k: int = 20) -> list[str]:
-    """Markdown lines: each model's NDCG@k on test targets among the most played songs and in the long tail, and
-    its ratio to the peer (the first model) on each; models without per-playlist ranks are left out."""
+    """Markdown lines: each model's NDCG@k on the test targets among the most played songs and in the long tail,
+    and its ratio to the peer (the first model) on each with the paired 95% interval; models without per-playlist
+    ranks are left out."""
     from mmrec.evaluate.metrics import POPULAR_SHARE
 
     scores = {name: per_playlist_ndcg(group, k) for name, group in by_model.items()}
     scores = {name: s for name, s in scores.items() if s is not None and len(s) == len(popular)}
     peer_name = next(iter(by_model))
-    if peer_name not in scores or len(scores) < 2:
+    if peer_name not in scores or len(scores) < 2 or popular.all() or not popular.any():
         return []
-    bands = {name: (s[popular].mean() if popular.any() else float("nan"),
-                    s[~popular].mean() if (~popular).any() else float("nan")) for name, s in scores.items()}
-    peer = bands[peer_name]
+    peer_by_seed = {row["seed"]: row for row in by_model[peer_name]}
     lines = ["", f"By target popularity (NDCG@{k}; popular: the target is one of the most played "
              f"{POPULAR_SHARE:.0%} of the songs by training plays, {int(popular.sum()):,} playlists; long tail: the "
-             f"other {int((~popular).sum()):,}):", "",
+             f"other {int((~popular).sum()):,}; x RecBole with its paired 95% interval):", "",
              "| model | popular | long tail | x RecBole popular | x RecBole long tail |", "|---|---|---|---|---|"]
-    ratio = lambda value, of: f"{value / of:.2f}x" if of > 0 else "-"  # noqa: E731
-    for name, (head, tail) in bands.items():
-        lines.append(f"| {name} | {head:.4f} | {tail:.4f} | {ratio(head, peer[0])} | {ratio(tail, peer[1])} |")
+    peer = scores[peer_name]
+    for name, s in scores.items():
+        cells = [f"{s[popular].mean():.4f}", f"{s[~popular].mean():.4f}"]
+        for band in (popular, ~popular):
+            ratio = s[band].mean() / peer[band].mean() if peer[band].mean() > 0 else float("nan")
+            interval = None if name == peer_name else paired_interval(by_model[name], peer_by_seed, k, among=band)
+            cells.append(f"{ratio:.2f}x" + (f" ({interval[0]:.2f}x-{interval[1]:.2f}x)" if interval else ""))
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines
 
 

@@ -94,6 +94,11 @@ def test_the_goals_are_judged_on_a_paired_interval_over_the_test_playlists():
     assert "goal >= 1.0x: undecided at this size" in text  # 60 playlists cannot tell a tie from a 10% lead
     # Ranks of different playlists (another split) cannot be paired.
     assert peer.paired_interval([row("ids", better[:100])], {0: row("peer", peer_ranks)}) is None
+    # Among some playlists only: ahead on the first half, behind on the second, whatever the whole says.
+    half = np.arange(len(peer_ranks)) < len(peer_ranks) // 2
+    mixed = np.where(half, better, peer_ranks + 30)
+    assert peer.paired_interval([row("ids", mixed)], {0: row("peer", peer_ranks)}, among=half)[0] > 1.1
+    assert peer.paired_interval([row("ids", mixed)], {0: row("peer", peer_ranks)}, among=~half)[1] < 0.5
 
 
 def test_the_report_splits_ndcg_by_target_popularity():
@@ -119,8 +124,9 @@ def test_the_report_splits_ndcg_by_target_popularity():
     assert "2 playlists; long tail: the other 2" in text
     lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
     assert lines["| peer"].endswith("| 1.0000 | 1.0000 | 1.00x | 1.00x |")
-    assert lines["| ids"].endswith("| 1.0000 | 0.0000 | 1.00x | 0.00x |")
-    assert lines["| content"].endswith("| 0.0000 | 0.5000 | 0.00x | 0.50x |")
+    # Each ratio with its paired interval (degenerate here: every resample of these playlists gives the same ratio).
+    assert lines["| ids"].endswith("| 1.0000 | 0.0000 | 1.00x (1.00x-1.00x) | 0.00x (0.00x-0.00x) |")
+    assert lines["| content"].endswith("| 0.0000 | 0.5000 | 0.00x (0.00x-0.00x) | 0.50x (0.50x-0.50x) |")
     # Without ranks (a result kept from before they were recorded) there is no band table, and no error.
     bare = [{k: v for k, v in r.items() if k != "test_ranks"} for r in rows]
     assert "By target popularity" not in load_peer().report(bare, config, popular)
