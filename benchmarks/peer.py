@@ -21,7 +21,9 @@
 5. The table: NDCG/Recall@20 and @500, epochs (best / run), parameters, time, and each model's ratio to RecBole
    on NDCG@20 and Recall@20. Goals: mmrec SASRec (IDs) >= 1.0x, the multimodal model >= 1.1x, judged on a paired
    bootstrap interval over the test playlists (every model's per-playlist ranks are kept): met when the whole
-   interval clears the goal, not met when it lies below, undecided when the test set is too small to tell.
+   interval clears the goal, not met when it lies below, undecided when the test set is too small to tell. Then
+   NDCG@20 by target popularity (the most played fifth of the songs, and the long tail), each ratio to RecBole
+   with its paired interval: where a model's lead or lag comes from (content should win on the tail).
    Written to <root>/reports/peer/results.{md,json} and printed.
 6. With --seeds 0 1 2, steps 3-4 run once per seed (RecBole's initialisation and order too); the table gives each
    model's mean +- standard deviation, and the goals are judged on the ratio of the means, with each seed's own.
