@@ -1,19 +1,10 @@
 """benchmarks/convergence.py: one variant trained in process, its validation split by target popularity."""
 
-import importlib.util
-
 from mmrec.config import load_config
 from mmrec.evaluate.metrics import popular_songs
 from mmrec.layout import read_items, read_split, train_counts
-from tests.conftest import REPO
+from tests.benchmarks import load_benchmark
 from tests.experiment.test_run import write_prepared
-
-
-def load_convergence():
-    spec = importlib.util.spec_from_file_location("convergence", REPO / "benchmarks" / "convergence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_variant_reports_its_best_validation_split_by_target_popularity(tmp_path):
@@ -21,7 +12,7 @@ def test_a_variant_reports_its_best_validation_split_by_target_popularity(tmp_pa
     config = load_config(overrides={"artifact_root": str(tmp_path), "train.architecture": "sasrec",
                                     "train.modalities": "[]", "train.epochs": 3, "train.batch_size": 32,
                                     "train.valid_playlists": 0, "train.ks": "[5, 10]", "train.metric": "ndcg@10"})
-    run = load_convergence().train_variant(config, minutes=5, say=lambda message: None)
+    run = load_benchmark("convergence").train_variant(config, minutes=5, say=lambda message: None)
     assert len(run["curve"]) == len(run["bands"]) == run["epochs"] == 3
     valid = read_split(str(tmp_path), "valid")
     popular = popular_songs(train_counts(read_items(str(tmp_path))))[valid.targets - 1]

@@ -1,18 +1,14 @@
 """benchmarks/peer.py's export: mmrec's prepared split as RecBole benchmark files, nothing moved between splits."""
 
-import importlib.util
 import json
 
 from mmrec.layout import read_split
-from tests.conftest import REPO
+from tests.benchmarks import load_benchmark
 from tests.experiment.test_run import write_prepared
 
 
 def load_peer():
-    spec = importlib.util.spec_from_file_location("peer", REPO / "benchmarks" / "peer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("peer")
 
 
 def read_inter(path):
