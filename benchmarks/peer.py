@@ -221,11 +221,7 @@ def popular_targets(root: str) -> np.ndarray:
     from mmrec.evaluate.metrics import popular_songs
     from mmrec.layout import read_items, read_split, train_counts
 
-    targets = read_split(root, "test").targets
-    popular = np.zeros(len(targets), bool)
-    scored = targets > 0  # a test row always has a target; kept safe for hand-made splits
-    popular[scored] = popular_songs(train_counts(read_items(root)))[targets[scored] - 1]
-    return popular
+    return popular_songs(train_counts(read_items(root)))[read_split(root, "test").targets - 1]
 
 
 def score_test(config, loc):
@@ -306,8 +302,14 @@ def paired_interval(rows: list[dict], peer_by_seed: dict[int, dict], k: int = 20
     peer = per_playlist_ndcg([b for _, b in pairs], k)
     if model is None or peer is None or len(model) != len(peer) or (among is not None and len(among) != len(model)):
         return None
-    if among is not None:
-        model, peer = model[among], peer[among]
+    return bootstrap_ratio(model, peer, resamples, seed) if among is None else \
+        bootstrap_ratio(model[among], peer[among], resamples, seed)
+
+
+def bootstrap_ratio(model: np.ndarray, peer: np.ndarray, resamples: int = RESAMPLES,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile interval of model.mean() / peer.mean() over paired resamples of the playlists (per-playlist
+    scores in the same order); None for no playlists."""
     if not len(model):
         return None
     rng = np.random.default_rng(seed)
@@ -343,7 +345,6 @@ def popularity_table(by_model: dict[str, list[dict]], popular: np.ndarray, k: in
     peer_name = next(iter(by_model))
     if peer_name not in scores or len(scores) < 2 or popular.all() or not popular.any():
         return []
-    peer_by_seed = {row["seed"]: row for row in by_model[peer_name]}
     lines = ["", f"By target popularity (NDCG@{k}; popular: the target is one of the most played "
              f"{POPULAR_SHARE:.0%} of the songs by training plays, {int(popular.sum()):,} playlists; long tail: the "
              f"other {int((~popular).sum()):,}; x RecBole with its paired 95% interval):", "",
@@ -353,7 +354,7 @@ def popularity_table(by_model: dict[str, list[dict]], popular: np.ndarray, k: in
         cells = [f"{s[popular].mean():.4f}", f"{s[~popular].mean():.4f}"]
         for band in (popular, ~popular):
             ratio = s[band].mean() / peer[band].mean() if peer[band].mean() > 0 else float("nan")
-            interval = None if name == peer_name else paired_interval(by_model[name], peer_by_seed, k, among=band)
+            interval = None if name == peer_name else bootstrap_ratio(s[band], peer[band])
             cells.append(f"{ratio:.2f}x" + (f" ({interval[0]:.2f}x-{interval[1]:.2f}x)" if interval else ""))
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines
