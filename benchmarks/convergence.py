@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from mmrec.config import load_config  # noqa: E402
 from mmrec.evaluate.metrics import MetricTotals, ndcg_at_k, popular_songs  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
-from mmrec.train.loop import (build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
+from mmrec.train.loop import (best_prior, build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
                               torch_seed, train_epoch, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
@@ -53,15 +53,20 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
     k = int(cfg.metric.split("@")[1])
     test = read_split(root, "test") if with_test else None
     state = {"epoch": -1, "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False}
-    curve, bands, test_curve, started = [], [], [], time.time()
+    curve, bands, priors, test_curve, started = [], [], [], [], time.time()
     for epoch in range(cfg.epochs):
         torch.manual_seed(torch_seed(cfg.seed, epoch, 0))  # as Ray Train's rank 0 draws its dropout
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
         loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
                            bert_config.mask_token, np.random.default_rng([cfg.seed, epoch, 0]), torch.device("cpu"),
                            label_from=[label_from[step[0]] for step in steps])
-        totals = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
-                          cfg.eval_batch_size, torch.device("cpu"), MetricTotals(cfg.ks, keep_ranks=True))
+        by_prior = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
+                            cfg.eval_batch_size, torch.device("cpu"), cfg.popularity_weights,
+                            [MetricTotals(cfg.ks, keep_ranks=True) for _ in cfg.popularity_weights])
+        chosen = best_prior(by_prior, cfg.metric)
+        totals = by_prior[chosen]
+        model.popularity_weight.fill_(cfg.popularity_weights[chosen])
+        priors.append(cfg.popularity_weights[chosen])
         value = totals.means()[cfg.metric]
         record_epoch(state, value, loss, cfg.patience)
         curve.append(round(value, 4))
@@ -69,14 +74,15 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
         bands.append([round(float(per_playlist[popular].mean()), 4), round(float(per_playlist[~popular].mean()), 4)])
         if test is not None:  # analysis only: what each epoch's weights score on test, never used to choose
             test_curve.append(round(validate(model, test.histories, test.targets, cfg.ks, cfg.eval_batch_size,
-                                             torch.device("cpu")).means()[cfg.metric], 4))
+                                             torch.device("cpu"), [priors[-1]])[0].means()[cfg.metric], 4))
         say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f} "
-            f"(popular {bands[-1][0]:.4f}, long tail {bands[-1][1]:.4f})"
+            f"(popular {bands[-1][0]:.4f}, long tail {bands[-1][1]:.4f}; popularity prior {priors[-1]:g})"
             + (f", test {test_curve[-1]:.4f}" if test_curve else "") + f" ({time.time() - started:.0f} s)")
         if state["stopped"] or time.time() - started > minutes * 60:
             break
     return {"best": state["best"], "best_epoch": state["best_epoch"] + 1, "epochs": len(curve),
             "windows": len(windows), "seconds": round(time.time() - started), "curve": curve,
+            "popularity_weight": priors[state["best_epoch"]], "priors": priors,
             "popular": bands[state["best_epoch"]][0], "long_tail": bands[state["best_epoch"]][1], "bands": bands,
             **({"test": test_curve[state["best_epoch"]], "test_curve": test_curve} if test_curve else {})}
 
@@ -119,14 +125,15 @@ def main() -> None:
             print(f"--- {json.dumps(variant)} seed {config.train.seed}", flush=True)
             runs.append(train_variant(config, args.minutes, lambda m: print(f"  {m}", flush=True), args.test))
         results.append({"variant": json.dumps(variant), "runs": runs})
-    print("\n| variant | best valid NDCG@20 | each seed | popular targets | long-tail targets |"
+    print("\n| variant | best valid NDCG@20 | each seed | popular targets | long-tail targets | popularity prior |"
           + (" test NDCG@20 there | each seed |" if args.test else "")
-          + " at epoch | epochs run | windows | seconds |\n|---|---|---|---|---|" + ("---|---|" if args.test else "")
+          + " at epoch | epochs run | windows | seconds |\n|---|---|---|---|---|---|" + ("---|---|" if args.test else "")
           + "---|---|---|---|")
     for r in results:
         best = [run["best"] for run in r["runs"]]
         cells = [f"{mean_spread(best)} | {', '.join(f'{v:.4f}' for v in best)}",
-                 mean_spread([run["popular"] for run in r["runs"]]), mean_spread([run["long_tail"] for run in r["runs"]])]
+                 mean_spread([run["popular"] for run in r["runs"]]), mean_spread([run["long_tail"] for run in r["runs"]]),
+                 ", ".join(f"{run['popularity_weight']:g}" for run in r["runs"])]
         if args.test:
             tested = [run["test"] for run in r["runs"]]
             cells.append(f"{mean_spread(tested)} | {', '.join(f'{v:.4f}' for v in tested)}")

@@ -101,7 +101,21 @@ def evaluate_scorer(score, histories: list[np.ndarray], targets: np.ndarray, ks,
     excluding each full history; returns the metric sums (add more batches, or merge workers, later)."""
     totals = totals or MetricTotals(ks)
     with torch.no_grad():  # scoped: a global switch would leak into whatever trains next in this process
-        _score_batches(score, histories, targets, batch_size, device, totals)
+        _score_batches(score, histories, targets, batch_size, device, [totals], [None])
+    return totals
+
+
+def evaluate_offsets(score, offsets: list[torch.Tensor], histories: list[np.ndarray], targets: np.ndarray, ks,
+                     batch_size: int = 256, device: str | torch.device = "cpu",
+                     totals: list[MetricTotals] | None = None) -> list[MetricTotals]:
+    """`evaluate_scorer` for each of several per-song offsets (N + 1,) added to the scores (a popularity prior
+    at several weights, say), with one call of `score` per batch: the model runs once, the ranking once per
+    offset. Returns one MetricTotals per offset (added to `totals` when given)."""
+    totals = totals or [MetricTotals(ks) for _ in offsets]
+    if len(totals) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets but {len(totals)} totals")
+    with torch.no_grad():
+        _score_batches(score, histories, targets, batch_size, device, totals, [o.to(device) for o in offsets])
     return totals
 
 
@@ -131,7 +145,8 @@ def evaluate_by_popularity(score, histories: list[np.ndarray], targets: np.ndarr
     return overall, bands
 
 
-def _score_batches(score, histories, targets, batch_size, device, totals: MetricTotals) -> None:
+def _score_batches(score, histories, targets, batch_size, device, totals: list[MetricTotals],
+                   offsets: list[torch.Tensor | None]) -> None:
     from mmrec.models.bert4rec import left_pad
 
     for start in range(0, len(histories), batch_size):
@@ -139,5 +154,7 @@ def _score_batches(score, histories, targets, batch_size, device, totals: Metric
         padded = torch.from_numpy(left_pad(chunk, max(1, max(len(h) for h in chunk)))).to(device)
         scores = score(padded).float()
         scores = exclude_history(scores, padded)
-        ranks = target_ranks(scores, torch.from_numpy(targets[start:start + batch_size]).to(device))
-        totals.add(ranks.cpu())
+        batch_targets = torch.from_numpy(targets[start:start + batch_size]).to(device)
+        for sums, offset in zip(totals, offsets):
+            shifted = scores if offset is None else scores + offset  # -inf (excluded) stays -inf
+            sums.add(target_ranks(shifted, batch_targets).cpu())

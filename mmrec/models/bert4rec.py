@@ -17,6 +17,8 @@ Method, in reading order:
 5. Training computes states and logits only at masked positions (the last transformer layer's projection and
    feed-forward run only there), with a full softmax or a sampled softmax with log-Q correction. At inference
    [MASK] is appended after the full history, never written over its last song.
+6. Scoring may add a popularity prior, weight x log(1 + training plays), its weight chosen on validation: never
+   part of the loss, so it recalibrates the head at scoring time without changing what the model learns.
 
 Token ids: 0 = padding, 1..N = songs (item_idx), N + 1 = [MASK]. No file I/O, no Ray, no config files here.
 """
@@ -33,6 +35,7 @@ from torch.nn import functional as F
 
 PADDING = 0
 ID_STD = 0.02  # free ID rows and the positions beside them start here, as in RecBole
+PRIOR_BUFFERS = ("popularity_log", "popularity_weight")  # saved with the weights, not parameters
 
 
 def left_pad(sequences: list[np.ndarray], length: int, padding: int = PADDING) -> np.ndarray:
@@ -246,6 +249,27 @@ class BERT4Rec(nn.Module):
         # Sampled softmax draws negatives from this distribution (uniform unless set from song counts).
         self.register_buffer("sampling_probabilities", torch.full((config.num_items,), 1.0 / config.num_items),
                              persistent=False)
+        # A popularity prior added to every score (never to the training loss): popularity_weight x log(1 + a
+        # song's training plays), the weight chosen on validation (train.popularity_weights). Late in training the
+        # model ranks rare songs better and popular ones worse; the prior gives the head back at scoring time.
+        # Both are saved with the weights; weights from before they existed load with the prior off.
+        self.register_buffer("popularity_log", torch.zeros(config.num_items + 1))
+        self.register_buffer("popularity_weight", torch.zeros(()))
+        self._register_load_state_dict_pre_hook(_prior_off_when_missing, with_module=True)
+
+    def set_popularity(self, train_counts) -> None:
+        """The prior's song term from training plays (N,) of songs 1..N. A song without plays (held out of
+        training) is unknown, not unpopular: it gets the mean song's term, as songs outside the catalogue do, so
+        the prior never buries the songs only content can rank."""
+        counts = torch.as_tensor(train_counts, dtype=torch.float32, device=self.popularity_log.device)
+        logs = torch.log1p(counts)
+        played = counts > 0
+        self.popularity_log[1:] = torch.where(played, logs, logs[played].mean() if played.any() else 0.0)
+
+    def popularity_prior(self, columns: int) -> torch.Tensor:
+        """The prior (columns,) for scores over songs 0..N and any C cold songs after them (the mean song's)."""
+        prior = self.popularity_weight * self.popularity_log
+        return F.pad(prior, (0, columns - len(prior)), value=float(prior[1:].mean()) if len(prior) > 1 else 0.0)
 
     # The shared path: hidden states and the (tied) item table.
     def stream_tables(self, cold_contents: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
@@ -340,5 +364,14 @@ class BERT4Rec(nn.Module):
         newest[:, -1] = True
         hidden, table = self.encode(tokens, cold_contents, outputs=newest, tables=tables)  # (B, H)
         scores = hidden @ table.T  # (B, N + 1 [+ C])
+        if self.popularity_weight != 0:
+            scores = scores + self.popularity_prior(scores.shape[1])
         scores[:, PADDING] = float("-inf")
         return scores
+
+
+
+def _prior_off_when_missing(module: BERT4Rec, state_dict: dict, prefix: str, *args) -> None:
+    """Weights saved before the popularity prior existed load with it off (their scores unchanged)."""
+    for name in PRIOR_BUFFERS:
+        state_dict.setdefault(prefix + name, torch.zeros_like(getattr(module, name)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -17,6 +18,9 @@ DEFAULT_DROPOUT = {"sasrec": 0.5, "bert4rec": 0.2}
 # To early stopping on both peer splits (three seeds each, docs/benchmarks.md) SASRec learned as far or further at
 # RecBole's 1e-3 than at 3e-3; BERT4Rec's cloze task learns slower and gained 30% from 3e-3 on the full demo.
 DEFAULT_LEARNING_RATE = {"sasrec": 1e-3, "bert4rec": 3e-3}
+# Late in training SASRec ranks rare songs better and popular ones worse (docs/benchmarks.md, "A popularity prior
+# chosen on validation"); a prior weighted on validation gives the head back without stopping before the tail.
+DEFAULT_POPULARITY_WEIGHTS = (0.0, 0.15, 0.3, 0.6)
 # Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
 # settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.
 RUNTIME_ONLY = {RUNTIME: True}
@@ -80,6 +84,10 @@ class TrainConfig(StrictConfig):
     windows_per_playlist: int = Field(
         1, ge=1, description="for windows=recent: most recent non-overlapping windows of max_length per history"
     )
+    popularity_weights: tuple[float, ...] = Field(
+        DEFAULT_POPULARITY_WEIGHTS, min_length=1,
+        description="weights of a popularity prior added to every score at scoring time (weight x log(1 + training "
+        "plays)); every epoch's validation tries each and keeps the best with the checkpoint; [0] = no prior")
     metric: str = Field("ndcg@20", json_schema_extra=PROTOCOL_ONLY, description="validation metric for early stopping and the best checkpoint")
     ks: tuple[int, ...] = Field((20, 500), json_schema_extra=PROTOCOL_ONLY, description="cut-offs of Recall@k and NDCG@k")
     valid_playlists: int = Field(
@@ -137,6 +145,8 @@ class TrainConfig(StrictConfig):
         if self.window_stride >= self.max_length:
             raise ValueError(f"train.window_stride ({self.window_stride}) must be below train.max_length "
                              f"({self.max_length})")
+        if not all(math.isfinite(w) for w in self.popularity_weights):
+            raise ValueError(f"train.popularity_weights must be finite numbers: {list(self.popularity_weights)}")
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"train.modalities lists a modality twice: {list(self.modalities)}")
         return self

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
+from mmrec.evaluate.metrics import MetricTotals, evaluate_offsets
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmrec.models.sasrec import build
 from mmrec.train.config import TrainConfig
@@ -31,10 +31,13 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
 
 def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: int,
                 train_counts: np.ndarray | None = None, negative_sampling: str = "uniform") -> BERT4Rec:
-    """The model with its content tables (N + 1, D) in place; sampled-softmax negatives follow training plays
-    when asked (counts smoothed by +1 so every song can be drawn)."""
+    """The model with its content tables (N + 1, D) in place and its popularity prior's plays (the prior's weight
+    stays 0 until validation picks one); sampled-softmax negatives follow training plays when asked (counts
+    smoothed by +1 so every song can be drawn)."""
     torch.manual_seed(seed)
     model = build(config, {name: torch.from_numpy(table) for name, table in contents.items()})
+    if train_counts is not None:
+        model.set_popularity(train_counts)
     if negative_sampling == "popularity" and train_counts is not None:
         counts = torch.as_tensor(train_counts, dtype=torch.float32) + 1.0
         model.sampling_probabilities.copy_(counts / counts.sum())
@@ -108,11 +111,24 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
 
 
 def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int,
-             device: torch.device, totals: MetricTotals | None = None) -> MetricTotals:
-    """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP), added to
-    `totals` when given (one that keeps each playlist's rank, say)."""
+             device: torch.device, prior_weights=(0.0,), totals: list[MetricTotals] | None = None) -> list[MetricTotals]:
+    """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP), one MetricTotals
+    per weight of the popularity prior (the model runs once; its own prior is off meanwhile), added to `totals`
+    when given (ones that keep each playlist's rank, say). `best_prior` picks the weight once workers are summed."""
     model.eval()
-    return evaluate_scorer(model.scorer(), histories, targets, ks, batch_size, device, totals)
+    kept = model.popularity_weight.clone()
+    model.popularity_weight.zero_()
+    try:
+        offsets = [weight * model.popularity_log for weight in prior_weights]
+        return evaluate_offsets(model.scorer(), offsets, histories, targets, ks, batch_size, device, totals)
+    finally:
+        model.popularity_weight.copy_(kept)
+
+
+def best_prior(totals: list[MetricTotals], metric: str) -> int:
+    """Index of the prior weight whose validation `metric` is highest (the earliest of equals: list 0 first)."""
+    values = [t.means()[metric] for t in totals]
+    return int(np.argmax(values))
 
 
 def record_epoch(state: dict, value: float, loss: float, patience: int) -> bool:

@@ -26,10 +26,10 @@ from mmrec.artifacts import ArtifactError
 from mmrec.config import MMRecConfig
 from mmrec.layout import cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.models import registry
-from mmrec.models.bert4rec import BERT4RecConfig
+from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.loop import (build_model, freeze_song_rows, model_config, optimizer_for, record_epoch, train_epoch,
-                              torch_seed, validate, windows_for_training)
+from mmrec.train.loop import (best_prior, build_model, freeze_song_rows, model_config, optimizer_for, record_epoch,
+                              train_epoch, torch_seed, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
 
 log = logging.getLogger("mmrec.train")
@@ -207,11 +207,15 @@ def train_worker(loop_config: dict) -> None:
                            np.random.default_rng([cfg.seed, epoch, rank]), device,
                            progress=lambda m: say(f"epoch {epoch + 1}: {m}"),
                            label_from=[label_from[step[rank]] for step in steps])
-        totals = validate(model, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
-                          cfg.eval_batch_size, device)
-        summed = _sum_over_workers(np.append(totals.as_vector(), loss), device)
-        totals.load_vector(summed[:-1])
-        metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(),
+        by_prior = validate(model, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
+                            cfg.eval_batch_size, device, cfg.popularity_weights)
+        summed = _sum_over_workers(np.concatenate([*(t.as_vector() for t in by_prior), [loss]]), device)
+        for totals, vector in zip(by_prior, np.split(summed[:-1], len(by_prior))):
+            totals.load_vector(vector)
+        chosen = best_prior(by_prior, cfg.metric)  # the same on every worker: the sums are
+        totals, prior_weight = by_prior[chosen], cfg.popularity_weights[chosen]
+        model.popularity_weight.fill_(prior_weight)  # scoring only; the best checkpoint keeps its epoch's weight
+        metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(), "popularity_weight": prior_weight,
                    "seconds": round(time.time() - started, 2),
                    "windows_per_second": round(sum(len(w) for step in steps for w in step) / (time.time() - started), 1)}
         improved = record_epoch(state, metrics[cfg.metric], metrics["loss"], cfg.patience)  # epoch -> state["epoch"]
@@ -219,7 +223,8 @@ def train_worker(loop_config: dict) -> None:
             best_weights = registry.weights_to_bytes(model.state_dict())
         state["history"].append(metrics)
         say(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, valid "
-            + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means()) +
+            + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means())
+            + (f" (popularity prior {prior_weight:g})" if len(by_prior) > 1 else "") +
             f" ({metrics['seconds']:.0f} s, {metrics['windows_per_second']:.0f} windows/s)"
             + (" *" if improved else "")
             + (" - diverged (loss or metric not finite): stopping, the best epoch stays "
@@ -301,7 +306,7 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
 def _parameter_count(weights: bytes) -> int:
     from safetensors.torch import load
 
-    return int(sum(t.numel() for t in load(weights).values()))
+    return int(sum(t.numel() for name, t in load(weights).items() if not name.startswith(PRIOR_BUFFERS)))
 
 
 def training_curve(history: list[dict], metric: str, loc) -> str:

@@ -11,6 +11,7 @@ from mmrec.evaluate.metrics import (
     MetricTotals,
     evaluate_by_popularity,
     evaluate_scorer,
+    evaluate_offsets,
     exclude_history,
     ndcg_at_k,
     popular_songs,
@@ -154,3 +155,28 @@ def test_scoring_by_popularity_splits_targets_into_bands_that_add_up_to_the_whol
     assert bands["popular"]["metrics"]["recall@2"] == 1.0 and bands["long_tail"]["metrics"]["recall@2"] == 0.0
     whole = evaluate_scorer(popularity, histories, targets, (2,))
     assert overall.count == 40 and overall.means() == pytest.approx(whole.means())
+
+
+def test_offsets_rank_as_if_each_was_added_to_the_scores_with_one_call_per_batch():
+    rng = np.random.default_rng(1)
+    num_items = 25
+    base = torch.from_numpy(rng.normal(size=(num_items + 1,)).astype(np.float32))
+    prior = torch.from_numpy(rng.normal(size=(num_items + 1,)).astype(np.float32))
+    histories = [rng.choice(np.arange(1, num_items + 1), size=rng.integers(1, 6), replace=False) for _ in range(20)]
+    targets = rng.integers(1, num_items + 1, size=20)
+    calls = []
+
+    def score(padded):
+        calls.append(len(padded))
+        return base[None, :].repeat(len(padded), 1)
+
+    offsets = [0.0 * prior, 0.5 * prior, 2.0 * prior]
+    by_offset = evaluate_offsets(score, offsets, histories, targets, (5,), batch_size=8)
+    assert calls == [8, 8, 4]  # the model ran once per batch, not once per offset
+    for offset, totals in zip(offsets, by_offset):
+        alone = evaluate_scorer(lambda p, o=offset: base[None, :].repeat(len(p), 1) + o, histories, targets, (5,),
+                                batch_size=8)
+        assert totals.means() == pytest.approx(alone.means())
+    assert by_offset[0].means() != pytest.approx(by_offset[2].means())  # the offsets do move targets
+    with pytest.raises(ValueError, match="2 offsets but 1 totals"):
+        evaluate_offsets(score, offsets[:2], histories, targets, (5,), totals=[MetricTotals((5,))])

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmrec.train.config import TrainConfig
-from mmrec.train.loop import build_model, train_epoch, validate
+from mmrec.train.loop import best_prior, build_model, train_epoch, validate
 from mmrec.train.sequences import epoch_batches, training_windows
 
 N = 40
@@ -172,7 +172,7 @@ def test_content_initialisation_learns_genre_structure_that_ids_alone_cannot_see
             steps = epoch_batches(np.array([len(w) for w in windows]), cfg.batch_size, rng)
             train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg, config.mask_token,
                         rng, torch.device("cpu"))
-        results[name] = validate(model, histories, targets, (10,), 64, torch.device("cpu")).means()["recall@10"]
+        results[name] = validate(model, histories, targets, (10,), 64, torch.device("cpu"))[0].means()["recall@10"]
     assert results["content"] > 0.6, results  # chance is about 10 / 35
     assert results["content"] > results["ids"] + 0.15, results
 
@@ -259,3 +259,56 @@ def test_positions_start_at_the_scale_of_the_item_rows_they_are_added_to(item_no
     if with_content and not item_norm:
         projected = model.items[0].project(model.items[0].content[1:]).detach().std().item()
         assert projected == pytest.approx(0.02, rel=0.05)  # content and IDs start level
+
+
+def test_the_popularity_prior_shifts_scores_by_weight_times_log_plays_and_never_the_loss():
+    torch.manual_seed(0)
+    model = BERT4Rec(tiny(architecture="sasrec")).eval()
+    plays = np.arange(N, dtype=np.float32) + 1  # song j has j plays
+    model.set_popularity(plays)
+    history = torch.tensor([[3, 4, 5]])
+    tokens, labels = torch.tensor([[3, 4, 5, 6]]), torch.tensor([[4, 5, 6, 7]])
+    without, loss = model.score(history), model(tokens, labels)
+    model.popularity_weight.fill_(0.5)
+    shifted = model.score(history)
+    assert torch.allclose(shifted[0, 1:] - without[0, 1:], 0.5 * torch.log1p(torch.from_numpy(plays)), atol=1e-5)
+    assert torch.isneginf(shifted[0, 0])  # padding stays unrankable
+    assert torch.equal(model(tokens, labels), loss)  # training never sees the prior
+    cold = model.popularity_prior(N + 1 + 3)  # songs outside the catalogue: unknown, the mean song's prior
+    assert cold.shape == (N + 4,) and torch.allclose(cold[N + 1:], 0.5 * torch.log1p(torch.from_numpy(plays)).mean())
+
+
+def test_a_song_without_training_plays_gets_the_mean_songs_prior_not_the_lowest():
+    model = BERT4Rec(tiny())
+    plays = np.full(N, 10.0)
+    plays[:N // 2] = 100.0
+    plays[3] = 0  # held out of training
+    model.set_popularity(plays)
+    played = np.delete(np.log1p(plays), 3)
+    assert model.popularity_log[4] == pytest.approx(played.mean())
+    assert model.popularity_log[0] == 0  # padding
+
+
+def test_weights_saved_before_the_prior_existed_load_with_it_off():
+    torch.manual_seed(0)
+    model = BERT4Rec(tiny()).eval()
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith(("popularity_log", "popularity_weight"))}
+    model.set_popularity(np.ones(N))
+    model.popularity_weight.fill_(2.0)
+    model.load_state_dict(old)  # strict: the hook fills the two buffers
+    assert model.popularity_weight == 0 and (model.popularity_log == 0).all()
+
+
+def test_validation_scores_each_prior_weight_and_leaves_the_models_own_weight_alone():
+    """Playlists whose targets are the most played songs: the prior lifts them, so the highest weight wins."""
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = build_model(tiny(architecture="sasrec"), {}, seed=0, train_counts=10 ** (np.arange(N) / 4))
+    model.popularity_weight.fill_(0.7)
+    histories = [rng.choice(np.arange(1, 20), size=4, replace=False) for _ in range(30)]
+    targets = rng.integers(N - 4, N + 1, size=30)  # the five most played
+    by_prior = validate(model, histories, targets, (5,), 16, torch.device("cpu"), (0.0, 1.0, 30.0))
+    recalls = [t.means()["recall@5"] for t in by_prior]
+    assert recalls[0] < 0.5 and recalls[2] == 1.0, recalls
+    assert best_prior(by_prior, "recall@5") == 2
+    assert model.popularity_weight == pytest.approx(0.7)  # restored after validation
