@@ -370,7 +370,6 @@ class BERT4Rec(nn.Module):
         return scores
 
 
-
 def _prior_off_when_missing(module: BERT4Rec, state_dict: dict, prefix: str, *args) -> None:
     """Weights saved before the popularity prior existed load with it off (their scores unchanged)."""
     for name in PRIOR_BUFFERS:
