@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from mmrec.config import load_config  # noqa: E402
 from mmrec.evaluate.metrics import MetricTotals, ndcg_at_k, popular_songs  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
-from mmrec.train.loop import (best_prior, build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
+from mmrec.train.loop import (adopt_best_prior, build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
                               torch_seed, train_epoch, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
@@ -63,10 +63,8 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
         by_prior = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
                             cfg.eval_batch_size, torch.device("cpu"), cfg.popularity_weights,
                             [MetricTotals(cfg.ks, keep_ranks=True) for _ in cfg.popularity_weights])
-        chosen = best_prior(by_prior, cfg.metric)
-        totals = by_prior[chosen]
-        model.popularity_weight.fill_(cfg.popularity_weights[chosen])
-        priors.append(cfg.popularity_weights[chosen])
+        totals, prior_weight = adopt_best_prior(model, by_prior, cfg.popularity_weights, cfg.metric)
+        priors.append(prior_weight)
         value = totals.means()[cfg.metric]
         record_epoch(state, value, loss, cfg.patience)
         curve.append(round(value, 4))

@@ -131,6 +131,15 @@ def best_prior(totals: list[MetricTotals], metric: str) -> int:
     return int(np.argmax(values))
 
 
+def adopt_best_prior(model: BERT4Rec, by_prior: list[MetricTotals], prior_weights, metric: str):
+    """Give the model the prior weight that validated best (its scores, and a checkpoint taken now, use it);
+    returns that weight's totals and the weight. `by_prior` must be summed over workers first, so every worker
+    adopts the same one."""
+    chosen = best_prior(by_prior, metric)
+    model.popularity_weight.fill_(prior_weights[chosen])
+    return by_prior[chosen], prior_weights[chosen]
+
+
 def record_epoch(state: dict, value: float, loss: float, patience: int) -> bool:
     """Update the early-stopping state with an epoch's validation metric and training loss; True when this epoch
     is the best so far (its weights become the best checkpoint). A diverged epoch (loss or metric NaN or

@@ -28,7 +28,7 @@ from mmrec.layout import cold_items, read_content, read_items, read_split, sampl
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.loop import (best_prior, build_model, freeze_song_rows, model_config, optimizer_for, record_epoch,
+from mmrec.train.loop import (adopt_best_prior, build_model, freeze_song_rows, model_config, optimizer_for, record_epoch,
                               train_epoch, torch_seed, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
 
@@ -212,9 +212,7 @@ def train_worker(loop_config: dict) -> None:
         summed = _sum_over_workers(np.concatenate([*(t.as_vector() for t in by_prior), [loss]]), device)
         for totals, vector in zip(by_prior, np.split(summed[:-1], len(by_prior))):
             totals.load_vector(vector)
-        chosen = best_prior(by_prior, cfg.metric)  # the same on every worker: the sums are
-        totals, prior_weight = by_prior[chosen], cfg.popularity_weights[chosen]
-        model.popularity_weight.fill_(prior_weight)  # scoring only; the best checkpoint keeps its epoch's weight
+        totals, prior_weight = adopt_best_prior(model, by_prior, cfg.popularity_weights, cfg.metric)
         metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(), "popularity_weight": prior_weight,
                    "seconds": round(time.time() - started, 2),
                    "windows_per_second": round(sum(len(w) for step in steps for w in step) / (time.time() - started), 1)}

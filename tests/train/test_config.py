@@ -12,6 +12,8 @@ from mmrec.config import ConfigError, load_config
     ({"train.modalities": ["audio", "audio"]}, "lists a modality twice"),
     ({"train.modalities": ["video"]}, "train.modalities"),
     ({"evaluate.split": "train"}, "evaluate.split"),
+    ({"train.popularity_weights": [0.0, float("nan")]}, "train.popularity_weights must be finite numbers"),
+    ({"train.popularity_weights": []}, "train.popularity_weights"),
 ])
 def test_bad_train_settings_name_the_key(overrides, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
