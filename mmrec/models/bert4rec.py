@@ -17,8 +17,10 @@ Method, in reading order:
 5. Training computes states and logits only at masked positions (the last transformer layer's projection and
    feed-forward run only there), with a full softmax or a sampled softmax with log-Q correction. At inference
    [MASK] is appended after the full history, never written over its last song.
-6. Scoring may add a popularity prior, weight x log(1 + training plays), its weight chosen on validation: never
-   part of the loss, so it recalibrates the head at scoring time without changing what the model learns.
+6. Popularity. With `logit_adjustment` tau, training logits get tau x log(1 + training plays) added (the
+   logit-adjusted loss of Menon et al., ICLR 2021), so the item rows learn what popularity does not explain
+   instead of pushing the long tail down; scores keep the term. Scoring may add more, popularity_weight x the same
+   log, that weight chosen on validation (never part of the loss): it recalibrates the head at scoring time.
 
 Token ids: 0 = padding, 1..N = songs (item_idx), N + 1 = [MASK]. No file I/O, no Ray, no config files here.
 """
@@ -205,6 +207,7 @@ class BERT4RecConfig:
     item_norm: bool = True  # LayerNorm on item rows (every song the same norm); False: free norms, logit scale 1
     loss: Literal["full", "sampled"] = "full"
     negatives: int = 1024  # sampled softmax: shared negatives per batch
+    logit_adjustment: float = 0.0  # tau: training logits + tau x log(1 + training plays), kept in scores
     extra: dict = field(default_factory=dict)  # free-form notes kept with the weights (never read by the model)
 
     @property
@@ -249,10 +252,11 @@ class BERT4Rec(nn.Module):
         # Sampled softmax draws negatives from this distribution (uniform unless set from song counts).
         self.register_buffer("sampling_probabilities", torch.full((config.num_items,), 1.0 / config.num_items),
                              persistent=False)
-        # A popularity prior added to every score (never to the training loss): popularity_weight x log(1 + a
-        # song's training plays), the weight chosen on validation (train.popularity_weights). Late in training the
-        # model ranks rare songs better and popular ones worse; the prior gives the head back at scoring time.
-        # Both are saved with the weights; weights from before they existed load with the prior off.
+        # A popularity prior added to every score: (logit_adjustment + popularity_weight) x log(1 + a song's
+        # training plays). The first part is in the training logits too; popularity_weight is chosen on validation
+        # (train.popularity_weights) and never part of the loss: late in training the model ranks rare songs better
+        # and popular ones worse, and it gives the head back at scoring time. Both buffers are saved with the
+        # weights; weights from before they existed load with popularity_weight off.
         self.register_buffer("popularity_log", torch.zeros(config.num_items + 1))
         self.register_buffer("popularity_weight", torch.zeros(()))
         self._register_load_state_dict_pre_hook(_prior_off_when_missing, with_module=True)
@@ -266,9 +270,13 @@ class BERT4Rec(nn.Module):
         played = counts > 0
         self.popularity_log[1:] = torch.where(played, logs, logs[played].mean() if played.any() else 0.0)
 
+    def prior_weight(self) -> torch.Tensor:
+        """The scoring prior's whole weight: the logit adjustment training used, plus the validated extra."""
+        return self.popularity_weight + self.config.logit_adjustment
+
     def popularity_prior(self, columns: int) -> torch.Tensor:
         """The prior (columns,) for scores over songs 0..N and any C cold songs after them (the mean song's)."""
-        prior = self.popularity_weight * self.popularity_log
+        prior = self.prior_weight() * self.popularity_log
         return F.pad(prior, (0, columns - len(prior)), value=float(prior[1:].mean()) if len(prior) > 1 else 0.0)
 
     # The shared path: hidden states and the (tied) item table.
@@ -306,7 +314,10 @@ class BERT4Rec(nn.Module):
         targets = labels[masked] - 1  # (M,); song j + 1 is column j of the softmax
         if self.config.loss == "full":
             h, table = self.encode(tokens, outputs=masked)  # (M, H): states and logits only where masked
-            return F.cross_entropy(h @ table[1:].T, targets)
+            logits = h @ table[1:].T  # (M, N)
+            if self.config.logit_adjustment:
+                logits = logits + self.config.logit_adjustment * self.popularity_log[1:]
+            return F.cross_entropy(logits, targets)
         negatives = self.draw_negatives()
         h, target_rows, negative_rows = self._encode_read_rows(tokens, masked, targets, negatives)
         return self._sampled_softmax(h, target_rows, negative_rows, targets, negatives)
@@ -333,8 +344,10 @@ class BERT4Rec(nn.Module):
     def _sampled_softmax(self, h: torch.Tensor, target_rows: torch.Tensor, negative_rows: torch.Tensor,
                          targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """Softmax over the target and K shared negatives drawn from q, each logit corrected by -log(K q) so the
-        estimate is unbiased for the full softmax (Bengio & Senecal; Yi et al. 2019)."""
+        estimate is unbiased for the full softmax (Bengio & Senecal; Yi et al. 2019), each logit adjusted for
+        popularity as the full softmax's are."""
         log_kq = torch.log(self.sampling_probabilities * self.config.negatives)
+        log_kq = log_kq - self.config.logit_adjustment * self.popularity_log[1:]  # the full softmax's shift
         positive = (h * target_rows).sum(-1, keepdim=True) - log_kq[targets][:, None]  # (M, 1)
         negative = h @ negative_rows.T - log_kq[negatives][None, :]  # (M, K)
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
@@ -364,7 +377,7 @@ class BERT4Rec(nn.Module):
         newest[:, -1] = True
         hidden, table = self.encode(tokens, cold_contents, outputs=newest, tables=tables)  # (B, H)
         scores = hidden @ table.T  # (B, N + 1 [+ C])
-        if self.popularity_weight != 0:
+        if self.prior_weight() != 0:
             scores = scores + self.popularity_prior(scores.shape[1])
         scores[:, PADDING] = float("-inf")
         return scores

@@ -21,6 +21,9 @@ DEFAULT_LEARNING_RATE = {"sasrec": 1e-3, "bert4rec": 3e-3}
 # Late in training SASRec ranks rare songs better and popular ones worse (docs/benchmarks.md, "A popularity prior
 # chosen on validation"); a prior weighted on validation gives the head back without stopping before the tail.
 DEFAULT_POPULARITY_WEIGHTS = (0.0, 0.15, 0.3, 0.6)
+# Training SASRec with popularity in its logits (logit adjustment) lets the item rows learn the long tail instead of
+# pushing it down (docs/benchmarks.md, "Popularity in the training logits"); not measured for BERT4Rec, so off.
+DEFAULT_LOGIT_ADJUSTMENT = {"sasrec": 1.0, "bert4rec": 0.0}
 # Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
 # settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.
 RUNTIME_ONLY = {RUNTIME: True}
@@ -88,6 +91,11 @@ class TrainConfig(StrictConfig):
         DEFAULT_POPULARITY_WEIGHTS, min_length=1,
         description="weights of a popularity prior added to every score at scoring time (weight x log(1 + training "
         "plays)); every epoch's validation tries each and keeps the best with the checkpoint; [0] = no prior")
+    logit_adjustment: float | None = Field(
+        None, allow_inf_nan=False,
+        description="tau: every training logit gets tau x log(1 + the song's training plays) added, and scores keep "
+        "it (the logit-adjusted loss of Menon et al. 2021): the item rows learn what popularity does not explain; "
+        "empty = what won to early stopping (docs/benchmarks.md): 1 for SASRec, 0 (off) for BERT4Rec")
     metric: str = Field("ndcg@20", json_schema_extra=PROTOCOL_ONLY, description="validation metric for early stopping and the best checkpoint")
     ks: tuple[int, ...] = Field((20, 500), json_schema_extra=PROTOCOL_ONLY, description="cut-offs of Recall@k and NDCG@k")
     valid_playlists: int = Field(
@@ -113,7 +121,7 @@ class TrainConfig(StrictConfig):
         """The settings whose empty value means a per-model default, as they resolve for this model (what trains,
         and what run names hash: a changed default must start a new run, not resume an old one)."""
         return {"dropout": self.model_dropout, "item_norm": self.model_item_norm,
-                "learning_rate": self.model_learning_rate}
+                "learning_rate": self.model_learning_rate, "logit_adjustment": self.model_logit_adjustment}
 
     @property
     def model_learning_rate(self) -> float:
@@ -124,6 +132,12 @@ class TrainConfig(StrictConfig):
     def model_dropout(self) -> float:
         """train.dropout, or the architecture's default."""
         return self.dropout if self.dropout is not None else DEFAULT_DROPOUT[self.architecture]
+
+    @property
+    def model_logit_adjustment(self) -> float:
+        """train.logit_adjustment, or the architecture's default."""
+        return (self.logit_adjustment if self.logit_adjustment is not None
+                else DEFAULT_LOGIT_ADJUSTMENT[self.architecture])
 
     @property
     def model_item_norm(self) -> bool:

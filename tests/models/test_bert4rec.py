@@ -278,6 +278,46 @@ def test_the_popularity_prior_shifts_scores_by_weight_times_log_plays_and_never_
     assert cold.shape == (N + 4,) and torch.allclose(cold[N + 1:], 0.5 * torch.log1p(torch.from_numpy(plays)).mean())
 
 
+@pytest.mark.parametrize("architecture", ["sasrec", "bert4rec"])
+def test_logit_adjustment_adds_tau_log_plays_to_the_training_logits_and_keeps_it_in_scores(architecture):
+    plays = np.arange(N, dtype=np.float32) ** 2 + 1
+    log_plays = torch.log1p(torch.from_numpy(plays))
+    tokens = torch.tensor([[3, 4, 5, N + 1]]) if architecture == "bert4rec" else torch.tensor([[3, 4, 5, 6]])
+    labels = torch.tensor([[0, 0, 0, 9]]) if architecture == "bert4rec" else torch.tensor([[4, 5, 6, 9]])
+    models = {}
+    for tau in (0.0, 0.7):
+        torch.manual_seed(0)
+        models[tau] = BERT4Rec(tiny(architecture=architecture, logit_adjustment=tau)).eval()
+        models[tau].set_popularity(plays)
+    adjusted, plain = models[0.7], models[0.0]
+    masked = labels > 0
+    hidden, table = plain.encode(tokens, outputs=masked)
+    expected = F.cross_entropy(hidden @ table[1:].T + 0.7 * log_plays, labels[masked] - 1)
+    assert torch.allclose(adjusted(tokens, labels), expected, atol=1e-5)
+    assert not torch.allclose(plain(tokens, labels), expected, atol=1e-3)  # the adjustment changed the loss
+    history = torch.tensor([[3, 4, 5]])
+    shift = adjusted.score(history)[0, 1:] - plain.score(history)[0, 1:]
+    assert torch.allclose(shift, 0.7 * log_plays, atol=1e-4)  # scores keep what training added
+    adjusted.popularity_weight.fill_(0.3)  # a validated extra adds to it
+    shift = adjusted.score(history)[0, 1:] - plain.score(history)[0, 1:]
+    assert torch.allclose(shift, 1.0 * log_plays, atol=1e-4)
+
+
+def test_a_sampled_softmax_over_every_song_once_equals_the_adjusted_full_softmax():
+    """With q uniform and each song drawn once, the log-Q correction is zero and the sampled loss is the full one:
+    the popularity adjustment must enter both the same way."""
+    plays = np.arange(N, dtype=np.float32) * 3 + 1
+    tokens, labels = torch.tensor([[1, 2, N + 1], [4, N + 1, 6]]), torch.tensor([[0, 0, 3], [0, 5, 0]])
+    losses = {}
+    for loss in ("full", "sampled"):
+        torch.manual_seed(0)
+        model = BERT4Rec(tiny(loss=loss, negatives=N, logit_adjustment=0.5)).eval()
+        model.set_popularity(plays)
+        model.draw_negatives = lambda: torch.arange(N)  # every song once, instead of a random draw
+        losses[loss] = model(tokens, labels)
+    assert torch.allclose(losses["sampled"], losses["full"], atol=1e-5), losses
+
+
 def test_a_song_without_training_plays_gets_the_mean_songs_prior_not_the_lowest():
     model = BERT4Rec(tiny())
     plays = np.full(N, 10.0)
