@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 from mmrec.config import load_config  # noqa: E402
 from mmrec.evaluate.metrics import MetricTotals, ndcg_at_k, popular_songs  # noqa: E402
 from mmrec.layout import read_content, read_items, read_split, sample_rows, train_counts  # noqa: E402
-from mmrec.train.loop import (adopt_best_prior, build_model, model_config, optimizer_for, record_epoch,  # noqa: E402
-                              torch_seed, train_epoch, validate, windows_for_training)
+from mmrec.train.loop import (WeightAverage, adopt_best_prior, build_model, model_config,  # noqa: E402
+                              optimizer_for, record_epoch, torch_seed, train_epoch, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches  # noqa: E402
 
 
@@ -46,6 +46,7 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, counts, cfg.negative_sampling)
     optimizer = optimizer_for(model, cfg)
+    average = WeightAverage(model, cfg.model_weight_averaging) if cfg.model_weight_averaging else None
     windows, label_from = windows_for_training(train.histories, cfg)
     lengths = np.array([len(w) for w in windows])
     rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
@@ -59,11 +60,12 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
         steps = epoch_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]), 1)
         loss = train_epoch(model, optimizer, [[windows[i] for i in step[0]] for step in steps], cfg,
                            bert_config.mask_token, np.random.default_rng([cfg.seed, epoch, 0]), torch.device("cpu"),
-                           label_from=[label_from[step[0]] for step in steps])
-        by_prior = validate(model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
+                           label_from=[label_from[step[0]] for step in steps], average=average)
+        judged = model if average is None else average.model  # what the Ray worker validates and keeps
+        by_prior = validate(judged, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
                             cfg.eval_batch_size, torch.device("cpu"), cfg.popularity_weights,
                             [MetricTotals(cfg.ks, keep_ranks=True) for _ in cfg.popularity_weights])
-        totals, prior_weight = adopt_best_prior(model, by_prior, cfg.popularity_weights, cfg.metric)
+        totals, prior_weight = adopt_best_prior(judged, by_prior, cfg.popularity_weights, cfg.metric)
         priors.append(prior_weight)
         value = totals.means()[cfg.metric]
         record_epoch(state, value, loss, cfg.patience)
@@ -71,7 +73,7 @@ def train_variant(config, minutes: float, say, with_test: bool = False) -> dict:
         per_playlist = ndcg_at_k(torch.from_numpy(totals.ranks()), k).numpy()
         bands.append([round(float(per_playlist[popular].mean()), 4), round(float(per_playlist[~popular].mean()), 4)])
         if test is not None:  # analysis only: what each epoch's weights score on test, never used to choose
-            test_curve.append(round(validate(model, test.histories, test.targets, cfg.ks, cfg.eval_batch_size,
+            test_curve.append(round(validate(judged, test.histories, test.targets, cfg.ks, cfg.eval_batch_size,
                                              torch.device("cpu"), [priors[-1]])[0].means()[cfg.metric], 4))
         say(f"epoch {epoch + 1}: {len(steps)} steps, loss {loss:.3f}, valid {cfg.metric} {value:.4f} "
             f"(popular {bands[-1][0]:.4f}, long tail {bands[-1][1]:.4f}; popularity prior {priors[-1]:g})"

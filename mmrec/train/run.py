@@ -3,7 +3,9 @@
 Each worker reads the prepared splits and the content tables from the artifact root, trains on its share of
 the windows, scores its share of the fixed validation playlists (summed across workers), and rank 0 writes a
 checkpoint every epoch under <artifact_root>/runs/<run_name>/:
-  model.safetensors (this epoch), best.safetensors (best validation epoch so far), optimizer.pt, state.json.
+  model.safetensors (this epoch), best.safetensors (best validation epoch so far), optimizer.pt, state.json, and
+  average.safetensors when the weights are averaged (train.weight_averaging: then the average is what validates,
+  and what best.safetensors holds).
 A lost worker restarts the group from the last checkpoint (train.max_failures); running the same run name again
 resumes it. At the end the best epoch is registered as <artifact_root>/models/<run_name>/ and a training-curve
 PNG is written next to the checkpoints. Test targets are never read here: `mmrec evaluate` scores them.
@@ -28,8 +30,8 @@ from mmrec.layout import cold_items, read_content, read_items, read_split, sampl
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
-from mmrec.train.loop import (adopt_best_prior, build_model, freeze_song_rows, model_config, optimizer_for, record_epoch,
-                              train_epoch, torch_seed, validate, windows_for_training)
+from mmrec.train.loop import (WeightAverage, adopt_best_prior, build_model, freeze_song_rows, model_config,
+                              optimizer_for, record_epoch, train_epoch, torch_seed, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
 
 log = logging.getLogger("mmrec.train")
@@ -165,6 +167,7 @@ def train_worker(loop_config: dict) -> None:
     model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
     freeze_song_rows(model, cold)
     optimizer = optimizer_for(model, cfg)
+    average = WeightAverage(model, cfg.model_weight_averaging) if cfg.model_weight_averaging else None
 
     state = {"fingerprint": loop_config["fingerprint"], "config": bert_config.to_dict(), "epoch": -1,
              "history": [], "best": None, "best_epoch": -1, "epochs_without_gain": 0, "stopped": False, "starts": []}
@@ -179,6 +182,9 @@ def train_worker(loop_config: dict) -> None:
                                     "data; choose another train.run_name")
             model.load_state_dict(_load_weights(f"{folder}/model.safetensors"))
             optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
+            if average is not None:
+                average.model.load_state_dict(_load_weights(f"{folder}/average.safetensors"))
+                average.steps = state["averaged_steps"]
             if os.path.exists(f"{folder}/best.safetensors"):
                 with open(f"{folder}/best.safetensors", "rb") as file:
                     best_weights = file.read()
@@ -206,20 +212,23 @@ def train_worker(loop_config: dict) -> None:
         loss = train_epoch(ddp_model, optimizer, mine, cfg, bert_config.mask_token,
                            np.random.default_rng([cfg.seed, epoch, rank]), device,
                            progress=lambda m: say(f"epoch {epoch + 1}: {m}"),
-                           label_from=[label_from[step[rank]] for step in steps])
-        by_prior = validate(model, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
+                           label_from=[label_from[step[rank]] for step in steps], average=average)
+        judged = model if average is None else average.model  # the weights validated, kept and registered
+        by_prior = validate(judged, [valid.histories[i] for i in valid_rows], valid.targets[valid_rows], cfg.ks,
                             cfg.eval_batch_size, device, cfg.popularity_weights)
         summed = _sum_over_workers(np.concatenate([*(t.as_vector() for t in by_prior), [loss]]), device)
         for totals, vector in zip(by_prior, np.split(summed[:-1], len(by_prior))):
             totals.load_vector(vector)
-        totals, prior_weight = adopt_best_prior(model, by_prior, cfg.popularity_weights, cfg.metric)
+        totals, prior_weight = adopt_best_prior(judged, by_prior, cfg.popularity_weights, cfg.metric)
         metrics = {"epoch": epoch, "loss": float(summed[-1] / world), **totals.means(), "popularity_weight": prior_weight,
                    "seconds": round(time.time() - started, 2),
                    "windows_per_second": round(sum(len(w) for step in steps for w in step) / (time.time() - started), 1)}
         improved = record_epoch(state, metrics[cfg.metric], metrics["loss"], cfg.patience)  # epoch -> state["epoch"]
         if improved and rank == 0:
-            best_weights = registry.weights_to_bytes(model.state_dict())
+            best_weights = registry.weights_to_bytes(judged.state_dict())
         state["history"].append(metrics)
+        if average is not None:
+            state["averaged_steps"] = average.steps
         say(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, valid "
             + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means())
             + (f" (popularity prior {prior_weight:g})" if len(by_prior) > 1 else "") +
@@ -228,10 +237,11 @@ def train_worker(loop_config: dict) -> None:
             + (" - diverged (loss or metric not finite): stopping, the best epoch stays "
                f"{state['best_epoch'] + 1}" if state.get("diverged") else
                " - stopping early" if state["stopped"] else ""))
-        _report(rank, metrics, state, model, optimizer, best_weights)
+        _report(rank, metrics, state, model, optimizer, best_weights, average)
 
 
-def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weights: bytes | None) -> None:
+def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weights: bytes | None,
+            average: WeightAverage | None) -> None:
     """Every worker reports; rank 0 attaches the checkpoint folder."""
     import ray.train
 
@@ -243,6 +253,9 @@ def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weight
             if best_weights is not None:  # None only while no epoch has been finite (a first epoch that diverged)
                 with open(f"{folder}/best.safetensors", "wb") as file:
                     file.write(best_weights)
+            if average is not None:
+                with open(f"{folder}/average.safetensors", "wb") as file:
+                    file.write(registry.weights_to_bytes(average.model.state_dict()))
             torch.save(optimizer.state_dict(), f"{folder}/optimizer.pt")
             with open(f"{folder}/state.json", "w") as file:
                 json.dump(state, file)

@@ -1,11 +1,15 @@
-"""The training core: early-stopping bookkeeping (a diverged epoch never becomes the best checkpoint) and the
-workers' random streams."""
+"""The training core: early-stopping bookkeeping (a diverged epoch never becomes the best checkpoint), the
+workers' random streams and the average of the weights."""
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
-from mmrec.train.loop import record_epoch, torch_seed
+from mmrec.models.bert4rec import BERT4RecConfig
+from mmrec.train.config import TrainConfig
+from mmrec.train.loop import WeightAverage, build_model, optimizer_for, record_epoch, torch_seed, train_epoch
 
 
 def fresh_state() -> dict:
@@ -48,3 +52,39 @@ def test_every_worker_and_epoch_draws_its_own_dropout_stream_and_a_resume_draws_
 
     assert torch.equal(masks(seeds[0, 0]), masks(seeds[0, 0]))
     assert not torch.equal(masks(seeds[0, 0]), masks(seeds[0, 1]))
+
+
+def test_the_weight_average_is_the_bias_corrected_exponential_mean_of_the_steps_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(100.0)  # the initial weights never count
+    average = WeightAverage(model, decay=0.5)
+    for value in (1.0, 2.0, 3.0):
+        model.weight.data.fill_(value)
+        average.update(model)
+    # (1 - d) (d^2 x 1 + d x 2 + 3) / (1 - d^3), d = 0.5
+    assert average.model.weight.item() == pytest.approx(0.5 * (0.25 + 1.0 + 3.0) / 0.875)
+    assert average.steps == 3 and not average.model.weight.requires_grad
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # as DDP holds the model it trains
+    model.weight.data.fill_(5.0)
+    last = WeightAverage(model, decay=0.0)
+    last.update(wrapped)
+    assert last.model.weight.item() == 5.0  # decay 0: the raw weights
+
+
+def test_an_epoch_moves_the_average_once_per_step_and_leaves_the_trained_weights_alone():
+    cfg = TrainConfig(architecture="sasrec", modalities=(), batch_size=4, max_length=8, hidden=16, heads=2)
+    model = build_model(BERT4RecConfig(num_items=12, architecture="sasrec", hidden=16, layers=1, heads=2,
+                                       max_length=8, dropout=0.0), {}, seed=0)
+    optimizer = optimizer_for(model, cfg)
+    average = WeightAverage(model, decay=0.9)
+    rng = np.random.default_rng(0)
+    batches = [[rng.integers(1, 13, size=8) for _ in range(4)] for _ in range(5)]
+    train_epoch(model, optimizer, batches, cfg, 13, rng, torch.device("cpu"), average=average)
+    assert average.steps == 5
+    trained, averaged = model.items[0].ids.weight, average.model.items[0].ids.weight
+    assert not torch.allclose(trained, averaged)  # the average lags the weights it follows ...
+    again = WeightAverage(average.model, decay=0.9, steps=5)
+    again.update(model)  # ... and a restored one continues from its step count
+    share = 0.1 / (1 - 0.9 ** 6)
+    assert torch.allclose(again.model.items[0].ids.weight, averaged + share * (trained - averaged), atol=1e-6)

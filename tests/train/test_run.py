@@ -10,15 +10,21 @@ import signal
 import threading
 import time
 
+import numpy as np
 import psutil
 import pytest
+import torch
 
 from mmrec import artifacts, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
 from mmrec.evaluate import run as evaluate
+from mmrec.layout import read_split
 from mmrec.models import registry
 from mmrec.train import run as train
+from mmrec.train.loop import windows_for_training
+from mmrec.train.run import _load_weights
+from mmrec.train.sequences import epoch_batches
 
 from tests.conftest import build_corpus
 
@@ -102,8 +108,9 @@ def _train_workers() -> list[psutil.Process]:
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(root):
+    # Averaged weights: the average must come back from the checkpoint with its step count.
     config = configure(root, **{"train.run_name": "killed", "train.modalities": ["audio"], "train.epochs": 6,
-                                "train.patience": 6})
+                                "train.patience": 6, "train.weight_averaging": 0.9})
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(train.run(config)), daemon=True)
     thread.start()
@@ -121,6 +128,14 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(root):
         state = json.load(f)
     assert [h["epoch"] for h in state["history"]] == list(range(6))  # every epoch once
     assert len(state["starts"]) == 2 and state["starts"][1] >= 1, state["starts"]  # resumed, not from scratch
+    windows, _ = windows_for_training(read_split(str(root), "train").histories, config.train)
+    steps = [len(epoch_batches(np.array([len(w) for w in windows]), config.train.batch_size,
+                               np.random.default_rng([config.train.seed, epoch]), config.train.workers))
+             for epoch in range(6)]
+    assert state["averaged_steps"] == sum(steps)  # every step of both starts counted once
+    average, raw = (_load_weights(os.path.join(outcome["checkpoint"], f)) for f in ("average.safetensors",
+                                                                                      "model.safetensors"))
+    assert not torch.allclose(average["items.0.project.weight"], raw["items.0.project.weight"])
 
 
 def test_a_run_name_holding_other_settings_is_refused_before_training(trained):
