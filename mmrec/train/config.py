@@ -22,10 +22,9 @@ DEFAULT_LEARNING_RATE = {"sasrec": 1e-3, "bert4rec": 3e-3}
 # chosen on validation"); a prior weighted on validation gives the head back without stopping before the tail.
 DEFAULT_POPULARITY_WEIGHTS = (0.0, 0.15, 0.3, 0.6)
 # Training SASRec with popularity in its logits (logit adjustment) lets the item rows learn the long tail instead of
-# pushing it down (docs/benchmarks.md, "Popularity in the training logits"); not measured for BERT4Rec, so off.
+# pushing it down, and validating and keeping an average of its weights lifted it further (docs/benchmarks.md,
+# "Popularity in the training logits, and averaged weights"); neither measured for BERT4Rec, so off there.
 DEFAULT_LOGIT_ADJUSTMENT = {"sasrec": 1.0, "bert4rec": 0.0}
-# Validating and keeping an average of SASRec's weights lifted it further (docs/benchmarks.md, "Averaged weights");
-# not measured for BERT4Rec, so off.
 DEFAULT_WEIGHT_AVERAGING = {"sasrec": 0.98, "bert4rec": 0.0}
 # Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
 # settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.

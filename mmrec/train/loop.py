@@ -61,8 +61,9 @@ def optimizer_for(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optim
 class WeightAverage:
     """An exponential moving average of a model's weights, updated after every optimizer step (Polyak averaging):
     validation, checkpoints and the registered model use the average, whose curve is smoother and higher than the
-    raw weights' (SASRec + all four on the full demo, docs/benchmarks.md, "Averaged weights"). The average is
-    bias-corrected as Adam's moments are: after t steps it weighs only the t weights seen, never the initial ones."""
+    raw weights' (SASRec + all four on the full demo: docs/benchmarks.md, "Popularity in the training logits, and
+    averaged weights"). The average is bias-corrected as Adam's moments are: after t steps it weighs only the t
+    weights seen, never the initial ones."""
 
     def __init__(self, model: torch.nn.Module, decay: float, steps: int = 0):
         self.decay, self.steps = decay, steps

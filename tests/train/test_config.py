@@ -68,7 +68,7 @@ def test_the_logit_adjustment_left_empty_is_the_architectures_and_reaches_the_mo
 
 
 @pytest.mark.parametrize("overrides, decay", [
-    ({"train.architecture": "sasrec"}, 0.98),  # won on the full demo (docs/benchmarks.md, "Averaged weights")
+    ({"train.architecture": "sasrec"}, 0.98),  # won with content on the full demo (docs/benchmarks.md)
     ({"train.architecture": "bert4rec"}, 0.0),  # not measured for the cloze model: off
     ({"train.architecture": "sasrec", "train.weight_averaging": 0}, 0.0),  # a value set wins
 ])
