@@ -73,12 +73,14 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        """Move the average towards `model`'s parameters (`model` may be DDP-wrapped)."""
+        """Move the average towards `model`'s trainable parameters (`model` may be DDP-wrapped). Frozen ones (a
+        frozen content table: millions of rows on the full MPD) equal their copy already and are skipped."""
         self.steps += 1
         share = (1.0 - self.decay) / (1.0 - self.decay ** self.steps)  # 1 at the first step: the average starts there
         trained = getattr(model, "module", model).parameters()
         for average, parameter in zip(self.model.parameters(), trained, strict=True):
-            average.lerp_(parameter, share)
+            if parameter.requires_grad:
+                average.lerp_(parameter, share)
 
 
 def freeze_song_rows(model: BERT4Rec, songs: np.ndarray) -> None:
