@@ -8,6 +8,8 @@ Method, in reading order:
 1. Item representation. A song's content vector goes through a projection (linear, or a 2-layer MLP); an
    optional learned ID embedding is added; then LayerNorm, or none (free rows whose norm can carry popularity).
    The content table is a parameter, fine-tuned or frozen. With no content at all this is plain ID-only BERT4Rec.
+   With `id_dropout` p, each training step leaves a share p of the songs without their ID row (DropoutNet, Volkovs
+   et al., NeurIPS 2017): content alone must place them, as it must for rare songs and songs never played.
 2. Sequence encoder. Item representations plus learned positions, then a bidirectional transformer.
 3. Fusion. `concat`: the modality vectors are concatenated and projected once, one encoder. `per_modality`: one
    representation and one encoder per modality (the report's Figure 2b); hidden states and item tables are
@@ -57,8 +59,10 @@ class ItemRepresentation(nn.Module):
     """Rows 0..N of the item table, (N + 1, hidden): projected content (+ an ID embedding), LayerNorm."""
 
     def __init__(self, num_items: int, hidden: int, content: torch.Tensor | None, projection: str,
-                 id_embedding: bool, content_trainable: bool, normalise: bool = True):
+                 id_embedding: bool, content_trainable: bool, normalise: bool = True, id_dropout: float = 0.0):
         super().__init__()
+        # Only where content can stand in for the ID row; an ID-only table has nothing else to place a song by.
+        self.id_dropout = id_dropout if content is not None and id_embedding else 0.0
         if content is None and not id_embedding:
             raise ValueError("an item representation needs content, an ID embedding, or both")
         self.content = None if content is None else nn.Parameter(content.float().clone(),
@@ -99,8 +103,17 @@ class ItemRepresentation(nn.Module):
         if self.content is not None:
             parts.append(self.project(self.content[ids]))
         if self.ids is not None:
-            parts.append(self.ids(ids))
+            parts.append(self._drop_ids(self.ids(ids)))
         return self.norm(torch.stack(parts).sum(0))
+
+    def _drop_ids(self, id_rows: torch.Tensor) -> torch.Tensor:
+        """In training, ID rows (R, H) with a share id_dropout of them zeroed, each row (song) whole: those songs
+        are content alone for this step, in the input and in the softmax alike. Unscaled, unlike activation
+        dropout: a song without its ID row is what a cold song is at scoring time."""
+        if not (self.training and self.id_dropout):
+            return id_rows
+        kept = torch.rand(len(id_rows), 1, device=id_rows.device) >= self.id_dropout
+        return id_rows * kept
 
     def forward(self, cold_content: torch.Tensor | None = None) -> torch.Tensor:
         """The item table (N + 1, H); with `cold_content` (C, D), C more rows for songs outside the catalogue,
@@ -109,7 +122,7 @@ class ItemRepresentation(nn.Module):
         if self.content is not None:
             rows.append(self.project(self.content))
         if self.ids is not None:
-            rows.append(self.ids.weight)
+            rows.append(self._drop_ids(self.ids.weight))
         table = self.norm(torch.stack(rows).sum(0))  # (N + 1, H)
         if cold_content is not None:
             if self.content is None:
@@ -208,6 +221,7 @@ class BERT4RecConfig:
     loss: Literal["full", "sampled"] = "full"
     negatives: int = 1024  # sampled softmax: shared negatives per batch
     logit_adjustment: float = 0.0  # tau: training logits + tau x log(1 + training plays), kept in scores
+    id_dropout: float = 0.0  # share of songs whose ID row a training step leaves out (content alone places them)
     extra: dict = field(default_factory=dict)  # free-form notes kept with the weights (never read by the model)
 
     @property
@@ -239,7 +253,8 @@ class BERT4Rec(nn.Module):
             streams = [(torch.cat(tables, dim=1) if tables else None, config.id_embedding)]
         self.items = nn.ModuleList(
             ItemRepresentation(config.num_items, config.hidden, table, config.projection, use_ids,
-                               config.content_trainable, config.item_norm) for table, use_ids in streams)
+                               config.content_trainable, config.item_norm, config.id_dropout)
+            for table, use_ids in streams)
         self.encoders = nn.ModuleList(
             SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
                             causal=config.architecture == "sasrec", position_std=1.0 if config.item_norm else ID_STD)

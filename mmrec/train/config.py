@@ -97,6 +97,11 @@ class TrainConfig(StrictConfig):
         description="tau: every training logit gets tau x log(1 + the song's training plays) added, and scores keep "
         "it (the logit-adjusted loss of Menon et al. 2021): the item rows learn what popularity does not explain "
         "(1 won with content for both architectures, docs/benchmarks.md); 0 = off")
+    id_dropout: float = Field(
+        0.0, ge=0, lt=1,
+        description="share of songs whose ID embedding each training step leaves out, so content alone must place "
+        "them (DropoutNet): rare and never-played songs are ranked from content; needs modalities and an ID "
+        "embedding (ignored otherwise); 0 = off")
     weight_averaging: float | None = Field(
         None, ge=0, lt=1,
         description="decay of an exponential moving average of the weights, updated every optimizer step: "

@@ -26,7 +26,7 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
         content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
         id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
         item_norm=cfg.model_item_norm, loss=cfg.loss, negatives=cfg.negatives,
-        logit_adjustment=cfg.logit_adjustment,
+        logit_adjustment=cfg.logit_adjustment, id_dropout=cfg.id_dropout,
     )
 
 

@@ -352,3 +352,32 @@ def test_validation_scores_each_prior_weight_and_leaves_the_models_own_weight_al
     assert recalls[0] < 0.5 and recalls[2] == 1.0, recalls
     assert best_prior(by_prior, "recall@5") == 2
     assert model.popularity_weight == pytest.approx(0.7)  # restored after validation
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_id_dropout_leaves_whole_song_rows_to_content_in_training_only(compact):
+    """Each dropped song's row is its content alone (what a cold song's row is), each kept song's is content + ID,
+    about a share id_dropout of them dropped; evaluation uses every ID row."""
+    torch.manual_seed(0)
+    big = 2000
+    table = torch.randn(big + 1, 6)
+    table[0] = 0
+    config = BERT4RecConfig(num_items=big, hidden=16, layers=1, heads=2, max_length=8, dropout=0.0,
+                            modalities=("fused",), content_dims=(6,), id_dropout=0.3)
+    items = BERT4Rec(config, {"fused": table}).items[0]
+    with torch.no_grad():
+        items.ids.weight.normal_()  # IDs as large as content, so a kept and a dropped row differ plainly
+        everything = torch.arange(big + 1)
+        full = items.eval().rows(everything)
+        alone = items.norm(items.project(table))
+        assert torch.allclose(items.forward(), full, atol=1e-6)
+        trained = items.train().rows(everything) if compact else items.train().forward()
+    dropped = torch.isclose(trained, alone, atol=1e-5).all(1)[1:]
+    kept = torch.isclose(trained, full, atol=1e-5).all(1)[1:]
+    assert bool((dropped ^ kept).all())  # every row one or the other, whole
+    assert 0.25 < dropped.float().mean() < 0.35
+
+
+def test_id_dropout_is_off_for_id_only_models():
+    model = BERT4Rec(tiny(id_dropout=0.5)).train()
+    assert torch.equal(model.items[0].forward(), model.items[0].eval().forward())

@@ -16,6 +16,7 @@ from mmrec.config import ConfigError, load_config
     ({"train.popularity_weights": []}, "train.popularity_weights"),
     ({"train.logit_adjustment": float("nan")}, "train.logit_adjustment"),
     ({"train.weight_averaging": 1.0}, "train.weight_averaging"),
+    ({"train.id_dropout": 1.0}, "train.id_dropout"),
 ])
 def test_bad_train_settings_name_the_key(overrides, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
@@ -64,6 +65,13 @@ def test_the_logit_adjustment_reaches_the_model(overrides, tau):
 
     train = load_config(overrides=overrides).train
     assert model_config(train, 10, {m: 4 for m in train.modalities}).logit_adjustment == tau
+
+
+def test_id_dropout_reaches_the_model():
+    from mmrec.train.loop import model_config
+
+    train = load_config(overrides={"train.id_dropout": 0.2}).train
+    assert model_config(train, 10, {m: 4 for m in train.modalities}).id_dropout == 0.2
 
 
 @pytest.mark.parametrize("overrides, decay", [
