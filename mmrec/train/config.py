@@ -25,6 +25,13 @@ DEFAULT_POPULARITY_WEIGHTS = (0.0, 0.15, 0.3, 0.6)
 # "Popularity in the training logits, and averaged weights"), but the average lags a rising curve: BERT4Rec, which
 # `make demo`, the tests and tune's trials train for a few epochs, lost 11% at epoch 10 with it, so it is off there.
 DEFAULT_WEIGHT_AVERAGING = {"sasrec": 0.98, "bert4rec": 0.0}
+# Songs never played are placed by their content alone, so training must place songs that way too: SASRec with the
+# content tables frozen and a third of the ID rows left out of each step ranked held-out songs far better (recall@500
+# .639 against .434 fine-tuned, .450 frozen alone) with the warm songs level (docs/benchmarks.md, "Songs without
+# plays"). Fine-tuning defeats it: a fine-tuned content row is a second ID row, which a new song lacks. BERT4Rec,
+# not measured so, keeps the report's fine-tuned content.
+DEFAULT_CONTENT_TRAINABLE = {"sasrec": False, "bert4rec": True}
+DEFAULT_ID_DROPOUT = {"sasrec": 0.3, "bert4rec": 0.0}
 # Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
 # settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.
 RUNTIME_ONLY = {RUNTIME: True}
@@ -53,7 +60,10 @@ class TrainConfig(StrictConfig):
         None, description="LayerNorm on every song's representation (one norm for all songs), or free rows whose norm "
         "can carry a song's popularity, as in RecBole's SASRec; empty = what won to early stopping "
         "(docs/benchmarks.md): free rows, except LayerNorm for BERT4Rec with content")
-    content_trainable: bool = Field(True, description="fine-tune the content tables (frozen was worse in the report)")
+    content_trainable: bool | None = Field(
+        None, description="fine-tune the content tables (the report found frozen worse, without ID rows beside them); "
+        "empty = what won (docs/benchmarks.md): frozen for SASRec, whose ID rows learn what content misses and whose "
+        "never-played songs then rank as training placed content-only rows; fine-tuned for BERT4Rec")
     hidden: int = Field(64, ge=8, description="hidden size (a multiple of heads)")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(2, ge=1, description="attention heads")
@@ -97,11 +107,12 @@ class TrainConfig(StrictConfig):
         description="tau: every training logit gets tau x log(1 + the song's training plays) added, and scores keep "
         "it (the logit-adjusted loss of Menon et al. 2021): the item rows learn what popularity does not explain "
         "(1 won with content for both architectures, docs/benchmarks.md); 0 = off")
-    id_dropout: float = Field(
-        0.0, ge=0, lt=1,
+    id_dropout: float | None = Field(
+        None, ge=0, lt=1,
         description="share of songs whose ID embedding each training step leaves out, so content alone must place "
-        "them (DropoutNet): rare and never-played songs are ranked from content; needs modalities and an ID "
-        "embedding (ignored otherwise); 0 = off")
+        "them (DropoutNet): never-played songs are then ranked from content as training ranked them; needs "
+        "modalities and an ID embedding (ignored otherwise); 0 = off; empty = what won: 0.3 for SASRec (with frozen "
+        "content), 0 for BERT4Rec")
     weight_averaging: float | None = Field(
         None, ge=0, lt=1,
         description="decay of an exponential moving average of the weights, updated every optimizer step: "
@@ -133,7 +144,20 @@ class TrainConfig(StrictConfig):
         """The settings whose empty value means a per-model default, as they resolve for this model (what trains,
         and what run names hash: a changed default must start a new run, not resume an old one)."""
         return {"dropout": self.model_dropout, "item_norm": self.model_item_norm,
-                "learning_rate": self.model_learning_rate, "weight_averaging": self.model_weight_averaging}
+                "learning_rate": self.model_learning_rate, "weight_averaging": self.model_weight_averaging,
+                "content_trainable": self.model_content_trainable, "id_dropout": self.model_id_dropout}
+
+    @property
+    def model_content_trainable(self) -> bool:
+        """train.content_trainable, or the architecture's default."""
+        if self.content_trainable is not None:
+            return self.content_trainable
+        return DEFAULT_CONTENT_TRAINABLE[self.architecture]
+
+    @property
+    def model_id_dropout(self) -> float:
+        """train.id_dropout, or the architecture's default."""
+        return self.id_dropout if self.id_dropout is not None else DEFAULT_ID_DROPOUT[self.architecture]
 
     @property
     def model_learning_rate(self) -> float:

@@ -24,9 +24,9 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
         num_items=num_items, architecture=cfg.architecture, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_length=cfg.max_length,
         dropout=cfg.model_dropout, fusion=cfg.fusion, modalities=tuple(cfg.modalities),
         content_dims=tuple(content_dims[m] for m in cfg.modalities), projection=cfg.projection,
-        id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.content_trainable,
+        id_embedding=cfg.id_embedding or not cfg.modalities, content_trainable=cfg.model_content_trainable,
         item_norm=cfg.model_item_norm, loss=cfg.loss, negatives=cfg.negatives,
-        logit_adjustment=cfg.logit_adjustment, id_dropout=cfg.id_dropout,
+        logit_adjustment=cfg.logit_adjustment, id_dropout=cfg.model_id_dropout,
     )
 
 

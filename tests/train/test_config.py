@@ -67,11 +67,18 @@ def test_the_logit_adjustment_reaches_the_model(overrides, tau):
     assert model_config(train, 10, {m: 4 for m in train.modalities}).logit_adjustment == tau
 
 
-def test_id_dropout_reaches_the_model():
+@pytest.mark.parametrize("overrides, trainable, dropped", [
+    ({"train.architecture": "sasrec"}, False, 0.3),  # won for never-played songs, warm level (docs/benchmarks.md)
+    ({"train.architecture": "bert4rec"}, True, 0.0),  # the report's fine-tuned content, not measured otherwise
+    ({"train.architecture": "sasrec", "train.content_trainable": True, "train.id_dropout": 0.2}, True, 0.2),
+])
+def test_content_and_id_dropout_left_empty_are_the_architectures(overrides, trainable, dropped):
     from mmrec.train.loop import model_config
 
-    train = load_config(overrides={"train.id_dropout": 0.2}).train
-    assert model_config(train, 10, {m: 4 for m in train.modalities}).id_dropout == 0.2
+    train = load_config(overrides=overrides).train
+    config = model_config(train, 10, {m: 4 for m in train.modalities})
+    assert (config.content_trainable, config.id_dropout) == (trainable, dropped)
+    assert (train.resolved()["content_trainable"], train.resolved()["id_dropout"]) == (trainable, dropped)
 
 
 @pytest.mark.parametrize("overrides, decay", [
