@@ -148,33 +148,29 @@ class TrainConfig(StrictConfig):
                 "learning_rate": self.model_learning_rate, "weight_averaging": self.model_weight_averaging,
                 "content_trainable": self.model_content_trainable, "id_dropout": self.model_id_dropout}
 
+    def _set_or_default(self, value, defaults: dict):
+        """A setting's value, or the architecture's default where it is left empty."""
+        return value if value is not None else defaults[self.architecture]
+
     @property
     def model_content_trainable(self) -> bool:
-        """train.content_trainable, or the architecture's default."""
-        if self.content_trainable is not None:
-            return self.content_trainable
-        return DEFAULT_CONTENT_TRAINABLE[self.architecture]
+        return self._set_or_default(self.content_trainable, DEFAULT_CONTENT_TRAINABLE)
 
     @property
     def model_id_dropout(self) -> float:
-        """train.id_dropout, or the architecture's default."""
-        return self.id_dropout if self.id_dropout is not None else DEFAULT_ID_DROPOUT[self.architecture]
+        return self._set_or_default(self.id_dropout, DEFAULT_ID_DROPOUT)
 
     @property
     def model_learning_rate(self) -> float:
-        """train.learning_rate, or the architecture's default."""
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.architecture]
+        return self._set_or_default(self.learning_rate, DEFAULT_LEARNING_RATE)
 
     @property
     def model_dropout(self) -> float:
-        """train.dropout, or the architecture's default."""
-        return self.dropout if self.dropout is not None else DEFAULT_DROPOUT[self.architecture]
+        return self._set_or_default(self.dropout, DEFAULT_DROPOUT)
 
     @property
     def model_weight_averaging(self) -> float:
-        """train.weight_averaging, or the architecture's default."""
-        return (self.weight_averaging if self.weight_averaging is not None
-                else DEFAULT_WEIGHT_AVERAGING[self.architecture])
+        return self._set_or_default(self.weight_averaging, DEFAULT_WEIGHT_AVERAGING)
 
     @property
     def model_item_norm(self) -> bool:
