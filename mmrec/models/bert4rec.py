@@ -9,7 +9,8 @@ Method, in reading order:
    optional learned ID embedding is added; then LayerNorm, or none (free rows whose norm can carry popularity).
    The content table is a parameter, fine-tuned or frozen. With no content at all this is plain ID-only BERT4Rec.
    With `id_dropout` p, each training step leaves a share p of the songs without their ID row (DropoutNet, Volkovs
-   et al., NeurIPS 2017): content alone must place them, as it must for rare songs and songs never played.
+   et al., NeurIPS 2017; one draw for every fusion stream): content alone must place them, as it must for rare
+   songs and songs never played.
 2. Sequence encoder. Item representations plus learned positions, then a bidirectional transformer.
 3. Fusion. `concat`: the modality vectors are concatenated and projected once, one encoder. `per_modality`: one
    representation and one encoder per modality (the report's Figure 2b); hidden states and item tables are
@@ -59,10 +60,8 @@ class ItemRepresentation(nn.Module):
     """Rows 0..N of the item table, (N + 1, hidden): projected content (+ an ID embedding), LayerNorm."""
 
     def __init__(self, num_items: int, hidden: int, content: torch.Tensor | None, projection: str,
-                 id_embedding: bool, content_trainable: bool, normalise: bool = True, id_dropout: float = 0.0):
+                 id_embedding: bool, content_trainable: bool, normalise: bool = True):
         super().__init__()
-        # Only where content can stand in for the ID row; an ID-only table has nothing else to place a song by.
-        self.id_dropout = id_dropout if content is not None and id_embedding else 0.0
         if content is None and not id_embedding:
             raise ValueError("an item representation needs content, an ID embedding, or both")
         self.content = None if content is None else nn.Parameter(content.float().clone(),
@@ -95,40 +94,38 @@ class ItemRepresentation(nn.Module):
             last.weight.mul_(std / produced)
             last.bias.mul_(std / produced)
 
-    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+    def rows(self, ids: torch.Tensor, ids_kept: torch.Tensor | None = None) -> torch.Tensor:
         """Rows `ids` (U,) of the item table, (U, H), computed for those songs only (what a sampled-softmax step
         reads: its songs, targets and negatives, whatever the catalogue's size). LayerNorm is per row, so each
-        row equals the full table's."""
+        row equals the full table's. `ids_kept` (U,) bool: which of these songs keep their ID row (ID dropout)."""
         parts = []
         if self.content is not None:
             parts.append(self.project(self.content[ids]))
         if self.ids is not None:
-            parts.append(self._drop_ids(self.ids(ids)))
+            parts.append(_drop_ids(self.ids(ids), ids_kept))
         return self.norm(torch.stack(parts).sum(0))
 
-    def _drop_ids(self, id_rows: torch.Tensor) -> torch.Tensor:
-        """In training, ID rows (R, H) with a share id_dropout of them zeroed, each row (song) whole: those songs
-        are content alone for this step, in the input and in the softmax alike. Unscaled, unlike activation
-        dropout: a song without its ID row is what a cold song is at scoring time."""
-        if not (self.training and self.id_dropout):
-            return id_rows
-        kept = torch.rand(len(id_rows), 1, device=id_rows.device) >= self.id_dropout
-        return id_rows * kept
-
-    def forward(self, cold_content: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, cold_content: torch.Tensor | None = None, ids_kept: torch.Tensor | None = None) -> torch.Tensor:
         """The item table (N + 1, H); with `cold_content` (C, D), C more rows for songs outside the catalogue,
-        from content alone."""
+        from content alone. `ids_kept` (N + 1,) bool: which songs keep their ID row (ID dropout)."""
         rows = []
         if self.content is not None:
             rows.append(self.project(self.content))
         if self.ids is not None:
-            rows.append(self._drop_ids(self.ids.weight))
+            rows.append(_drop_ids(self.ids.weight, ids_kept))
         table = self.norm(torch.stack(rows).sum(0))  # (N + 1, H)
         if cold_content is not None:
             if self.content is None:
                 raise ValueError("an ID-only model cannot score songs outside its catalogue")
             table = torch.cat([table, self.norm(self.project(cold_content.to(table.dtype)))])  # (N + 1 + C, H)
         return table
+
+
+def _drop_ids(id_rows: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+    """ID rows (R, H) with the songs not `kept` (R,) zeroed, each row whole: those songs are content alone for this
+    step, in the input and in the softmax alike. Unscaled, unlike activation dropout: a song without its ID row is
+    what a cold song is at scoring time."""
+    return id_rows if kept is None else id_rows * kept[:, None].to(id_rows.dtype)
 
 
 # --- 2. sequence encoder ----------------------------------------------------------------------------------
@@ -253,7 +250,7 @@ class BERT4Rec(nn.Module):
             streams = [(torch.cat(tables, dim=1) if tables else None, config.id_embedding)]
         self.items = nn.ModuleList(
             ItemRepresentation(config.num_items, config.hidden, table, config.projection, use_ids,
-                               config.content_trainable, config.item_norm, config.id_dropout)
+                               config.content_trainable, config.item_norm)
             for table, use_ids in streams)
         self.encoders = nn.ModuleList(
             SequenceEncoder(config.hidden, config.layers, config.heads, config.max_length, config.dropout,
@@ -298,7 +295,18 @@ class BERT4Rec(nn.Module):
     def stream_tables(self, cold_contents: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Each stream's item table (N + 1 [+ C], H). Fixed once training is over: a server computes them once
         and passes them to `score` (the content projections are most of a small request's cost)."""
-        return [items(None if cold_contents is None else cold_contents[i]) for i, items in enumerate(self.items)]
+        kept = self.ids_kept()
+        return [items(None if cold_contents is None else cold_contents[i], kept) for i, items in enumerate(self.items)]
+
+    def ids_kept(self) -> torch.Tensor | None:
+        """In training with `id_dropout` p, which songs keep their ID row this step, (N + 1,) bool; None when every
+        song keeps it (evaluation, no ID dropout, or an ID-only table, which has nothing else to place a song by).
+        One draw for every stream: with per-modality fusion each stream has an ID table of its own, and a song
+        dropped from one but kept by another would still be placed by its ID."""
+        config = self.config
+        if not (self.training and config.id_dropout and config.modalities and config.id_embedding):
+            return None
+        return torch.rand(config.num_items + 1, device=self.popularity_log.device) >= config.id_dropout
 
     def encode(self, tokens: torch.Tensor, cold_contents: list[torch.Tensor] | None = None,
                outputs: torch.Tensor | None = None, tables: list[torch.Tensor] | None = None,
@@ -352,8 +360,9 @@ class BERT4Rec(nn.Module):
         padding = torch.zeros(1, dtype=tokens.dtype, device=tokens.device)
         ids = torch.unique(torch.cat([padding, songs, targets + 1, negatives + 1]))  # sorted; ids[0] = padding
         compact = torch.where(tokens == mask_token, len(ids), torch.searchsorted(ids, tokens.clamp(max=mask_token - 1)))
-        h, table = self.encode(compact, outputs=masked, tables=[items.rows(ids) for items in self.items],
-                               mask_token=len(ids))  # (M, H), (U, H)
+        kept = self.ids_kept()
+        tables = [items.rows(ids, None if kept is None else kept[ids]) for items in self.items]
+        h, table = self.encode(compact, outputs=masked, tables=tables, mask_token=len(ids))  # (M, H), (U, H)
         return h, table[torch.searchsorted(ids, targets + 1)], table[torch.searchsorted(ids, negatives + 1)]
 
     def _sampled_softmax(self, h: torch.Tensor, target_rows: torch.Tensor, negative_rows: torch.Tensor,

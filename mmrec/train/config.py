@@ -148,29 +148,31 @@ class TrainConfig(StrictConfig):
                 "learning_rate": self.model_learning_rate, "weight_averaging": self.model_weight_averaging,
                 "content_trainable": self.model_content_trainable, "id_dropout": self.model_id_dropout}
 
-    def _set_or_default(self, value, defaults: dict):
+    def _value_or_default(self, value, defaults: dict):
         """A setting's value, or the architecture's default where it is left empty."""
         return value if value is not None else defaults[self.architecture]
 
     @property
     def model_content_trainable(self) -> bool:
-        return self._set_or_default(self.content_trainable, DEFAULT_CONTENT_TRAINABLE)
+        """False for an ID-only model, which has no content to train (so its run name and card say nothing else)."""
+        return bool(self.modalities) and self._value_or_default(self.content_trainable, DEFAULT_CONTENT_TRAINABLE)
 
     @property
     def model_id_dropout(self) -> float:
-        return self._set_or_default(self.id_dropout, DEFAULT_ID_DROPOUT)
+        """0 for an ID-only model, whose songs have nothing but their ID row to be placed by."""
+        return self._value_or_default(self.id_dropout, DEFAULT_ID_DROPOUT) if self.modalities else 0.0
 
     @property
     def model_learning_rate(self) -> float:
-        return self._set_or_default(self.learning_rate, DEFAULT_LEARNING_RATE)
+        return self._value_or_default(self.learning_rate, DEFAULT_LEARNING_RATE)
 
     @property
     def model_dropout(self) -> float:
-        return self._set_or_default(self.dropout, DEFAULT_DROPOUT)
+        return self._value_or_default(self.dropout, DEFAULT_DROPOUT)
 
     @property
     def model_weight_averaging(self) -> float:
-        return self._set_or_default(self.weight_averaging, DEFAULT_WEIGHT_AVERAGING)
+        return self._value_or_default(self.weight_averaging, DEFAULT_WEIGHT_AVERAGING)
 
     @property
     def model_item_norm(self) -> bool:

@@ -32,9 +32,9 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
 
 def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: int,
                 train_counts: np.ndarray | None = None, negative_sampling: str = "uniform") -> BERT4Rec:
-    """The model with its content tables (N + 1, D) in place and its popularity prior's plays (the prior's weight
-    stays 0 until validation picks one); sampled-softmax negatives follow training plays when asked (counts
-    smoothed by +1 so every song can be drawn)."""
+    """The model with its content tables (N + 1, D) in place and its popularity prior's plays (scored with the
+    logit adjustment's weight until validation adds its own); sampled-softmax negatives follow training plays when
+    asked (counts smoothed by +1 so every song can be drawn)."""
     torch.manual_seed(seed)
     model = build(config, {name: torch.from_numpy(table) for name, table in contents.items()})
     if train_counts is not None:
@@ -67,14 +67,17 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, decay: float, steps: int = 0):
         self.decay, self.steps = decay, steps
-        self.model = copy.deepcopy(model)  # parameters, buffers (the popularity prior) and config alike
+        # Frozen parameters never move, so the average shares them instead of holding a second copy on the device
+        # (a frozen content table is millions of rows on the full MPD). Buffers (the popularity prior) are its own.
+        frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
+        self.frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        self.model = copy.deepcopy(model, memo=frozen)
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        """Move the average towards `model`'s trainable parameters (`model` may be DDP-wrapped). Frozen ones (a
-        frozen content table: millions of rows on the full MPD) equal their copy already and are skipped."""
+        """Move the average towards `model`'s trainable parameters (`model` may be DDP-wrapped)."""
         self.steps += 1
         share = (1.0 - self.decay) / (1.0 - self.decay ** self.steps)  # 1 at the first step: the average starts there
         trained = getattr(model, "module", model).parameters()
@@ -82,20 +85,44 @@ class WeightAverage:
             if parameter.requires_grad:
                 average.lerp_(parameter, share)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged weights a checkpoint keeps: all but the shared frozen ones, which the model's own file has."""
+        return {name: value for name, value in self.model.state_dict().items() if name not in self.frozen}
 
-def freeze_song_rows(model: BERT4Rec, songs: np.ndarray) -> None:
+    def load_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        """Back from `state_dict` (or from a checkpoint that kept the frozen weights too: they load as they are)."""
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if unexpected or set(missing) - self.frozen:
+            raise ValueError(f"averaged weights do not fit the model: missing {sorted(set(missing) - self.frozen)}, "
+                             f"unexpected {sorted(unexpected)}")
+
+
+def freeze_song_rows(model: BERT4Rec, songs: np.ndarray, optimizer: torch.optim.Optimizer) -> None:
     """Keep these songs' content rows as embed made them and their ID rows at zero, whatever the softmax pushes:
-    held-out (cold) songs must be scored as a song the model never saw would be."""
+    held-out (cold) songs must be scored as a song the model never saw would be. Their gradients are zeroed (so
+    Adam's moments stay clean) and the rows are put back after every optimizer step, which AdamW's weight decay
+    would otherwise shrink."""
     if not len(songs):
         return
     rows = torch.as_tensor(songs, dtype=torch.long)
+    kept = []  # (table, its rows as they must stay)
     for items in model.items:
         if items.ids is not None:
             with torch.no_grad():
                 items.ids.weight[rows] = 0.0
-            items.ids.weight.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+            kept.append(items.ids.weight)
         if items.content is not None and items.content.requires_grad:
-            items.content.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+            kept.append(items.content)
+    saved = [(table, table.detach()[rows.to(table.device)].clone()) for table in kept]
+    for table in kept:
+        table.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+
+    @torch.no_grad()
+    def put_back(*_) -> None:
+        for table, values in saved:
+            table[rows.to(table.device)] = values
+
+    optimizer.register_step_post_hook(put_back)
 
 
 def windows_for_training(histories: list[np.ndarray], cfg: TrainConfig) -> tuple[list[np.ndarray], np.ndarray]:
@@ -143,7 +170,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
 def validate(model: BERT4Rec, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int,
              device: torch.device, prior_weights=(0.0,), totals: list[MetricTotals] | None = None) -> list[MetricTotals]:
     """Metric sums over these playlists' fixed validation targets (the model unwrapped from DDP), one MetricTotals
-    per weight of the popularity prior (the model runs once; its own prior is off meanwhile), added to `totals`
+    per weight of the popularity prior (the model runs once, with its validated weight off meanwhile: its scores
+    keep only the logit adjustment's part), added to `totals`
     when given (ones that keep each playlist's rank, say). `best_prior` picks the weight once workers are summed."""
     model.eval()
     kept = model.popularity_weight.clone()

@@ -165,8 +165,8 @@ def train_worker(loop_config: dict) -> None:
         log.info("holding %d songs (%.0f%%) out of training: cold songs", len(cold), 100 * cfg.cold_share)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
     model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
-    freeze_song_rows(model, cold)
     optimizer = optimizer_for(model, cfg)
+    freeze_song_rows(model, cold, optimizer)
     average = WeightAverage(model, cfg.model_weight_averaging) if cfg.model_weight_averaging else None
 
     state = {"fingerprint": loop_config["fingerprint"], "config": bert_config.to_dict(), "epoch": -1,
@@ -183,7 +183,7 @@ def train_worker(loop_config: dict) -> None:
             model.load_state_dict(_load_weights(f"{folder}/model.safetensors"))
             optimizer.load_state_dict(torch.load(f"{folder}/optimizer.pt", weights_only=True, map_location=device))
             if average is not None:
-                average.model.load_state_dict(_load_weights(f"{folder}/average.safetensors"))
+                average.load_state_dict(_load_weights(f"{folder}/average.safetensors"))
                 average.steps = state["averaged_steps"]
             if os.path.exists(f"{folder}/best.safetensors"):
                 with open(f"{folder}/best.safetensors", "rb") as file:
@@ -231,7 +231,8 @@ def train_worker(loop_config: dict) -> None:
             state["averaged_steps"] = average.steps
         say(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, valid "
             + ", ".join(f"{k} {metrics[k]:.4f}" for k in totals.means())
-            + (f" (popularity prior {prior_weight:g})" if len(by_prior) > 1 else "") +
+            + (f" (popularity prior {prior_weight + cfg.logit_adjustment:g}: {cfg.logit_adjustment:g} trained + "
+               f"{prior_weight:g} validated)" if len(by_prior) > 1 else "") +
             f" ({metrics['seconds']:.0f} s, {metrics['windows_per_second']:.0f} windows/s)"
             + (" *" if improved else "")
             + (" - diverged (loss or metric not finite): stopping, the best epoch stays "
@@ -255,7 +256,7 @@ def _report(rank: int, metrics: dict, state: dict, model, optimizer, best_weight
                     file.write(best_weights)
             if average is not None:
                 with open(f"{folder}/average.safetensors", "wb") as file:
-                    file.write(registry.weights_to_bytes(average.model.state_dict()))
+                    file.write(registry.weights_to_bytes(average.state_dict()))
             torch.save(optimizer.state_dict(), f"{folder}/optimizer.pt")
             with open(f"{folder}/state.json", "w") as file:
                 json.dump(state, file)

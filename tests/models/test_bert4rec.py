@@ -364,20 +364,47 @@ def test_id_dropout_leaves_whole_song_rows_to_content_in_training_only(compact):
     table[0] = 0
     config = BERT4RecConfig(num_items=big, hidden=16, layers=1, heads=2, max_length=8, dropout=0.0,
                             modalities=("fused",), content_dims=(6,), id_dropout=0.3)
-    items = BERT4Rec(config, {"fused": table}).items[0]
+    model = BERT4Rec(config, {"fused": table})
+    items = model.items[0]
     with torch.no_grad():
         items.ids.weight.normal_()  # IDs as large as content, so a kept and a dropped row differ plainly
         everything = torch.arange(big + 1)
-        full = items.eval().rows(everything)
+        full = model.eval().stream_tables()[0]
+        assert model.ids_kept() is None
+        assert torch.allclose(items.rows(everything), full, atol=1e-6)
         alone = items.norm(items.project(table))
-        assert torch.allclose(items.forward(), full, atol=1e-6)
-        trained = items.train().rows(everything) if compact else items.train().forward()
+        kept = model.train().ids_kept()
+        trained = items.rows(everything, kept) if compact else model.stream_tables()[0]
     dropped = torch.isclose(trained, alone, atol=1e-5).all(1)[1:]
-    kept = torch.isclose(trained, full, atol=1e-5).all(1)[1:]
-    assert bool((dropped ^ kept).all())  # every row one or the other, whole
+    whole = torch.isclose(trained, full, atol=1e-5).all(1)[1:]
+    assert bool((dropped ^ whole).all())  # every row one or the other, whole
     assert 0.25 < dropped.float().mean() < 0.35
+    if compact:
+        assert torch.equal(dropped, ~kept[1:])
+
+
+def test_id_dropout_drops_a_song_from_every_stream_at_once():
+    """Per-modality fusion has an ID table per stream; a song dropped from one stream but not another would still
+    be placed by its ID, so one draw serves them all."""
+    torch.manual_seed(0)
+    big = 2000
+    tables = {name: torch.randn(big + 1, 4) for name in ("audio", "lyrics", "album_art")}
+    config = BERT4RecConfig(num_items=big, hidden=16, layers=1, heads=2, max_length=8, dropout=0.0,
+                            fusion="per_modality", modalities=tuple(tables), content_dims=(4, 4, 4), id_dropout=0.3)
+    model = BERT4Rec(config, tables)
+    with torch.no_grad():
+        for items in model.items:
+            items.ids.weight.normal_()
+        model.train()
+        torch.manual_seed(1)
+        trained = model.stream_tables()
+        dropped = [torch.isclose(t, items.norm(items.project(tables[name])), atol=1e-5).all(1)[1:]
+                   for t, items, name in zip(trained, model.items, tables)]
+    assert 0.25 < dropped[0].float().mean() < 0.35
+    assert all(torch.equal(d, dropped[0]) for d in dropped[1:])
 
 
 def test_id_dropout_is_off_for_id_only_models():
     model = BERT4Rec(tiny(id_dropout=0.5)).train()
-    assert torch.equal(model.items[0].forward(), model.items[0].eval().forward())
+    assert model.ids_kept() is None
+    assert torch.equal(model.stream_tables()[0], model.eval().stream_tables()[0])

@@ -71,6 +71,9 @@ def test_the_logit_adjustment_reaches_the_model(overrides, tau):
     ({"train.architecture": "sasrec"}, False, 0.3),  # won for never-played songs, warm level (docs/benchmarks.md)
     ({"train.architecture": "bert4rec"}, True, 0.0),  # the report's fine-tuned content, not measured otherwise
     ({"train.architecture": "sasrec", "train.content_trainable": True, "train.id_dropout": 0.2}, True, 0.2),
+    # An ID-only model has no content to train and nothing but IDs to place songs by, set or not.
+    ({"train.architecture": "sasrec", "train.modalities": []}, False, 0.0),
+    ({"train.architecture": "bert4rec", "train.modalities": [], "train.id_dropout": 0.5}, False, 0.0),
 ])
 def test_content_and_id_dropout_left_empty_are_the_architectures(overrides, trainable, dropped):
     from mmrec.train.loop import model_config

@@ -1,5 +1,5 @@
 """The training core: early-stopping bookkeeping (a diverged epoch never becomes the best checkpoint), the
-workers' random streams and the average of the weights."""
+workers' random streams, the average of the weights and the held-out songs' rows."""
 
 import math
 
@@ -9,7 +9,8 @@ import torch
 
 from mmrec.models.bert4rec import BERT4RecConfig
 from mmrec.train.config import TrainConfig
-from mmrec.train.loop import WeightAverage, build_model, optimizer_for, record_epoch, torch_seed, train_epoch
+from mmrec.train.loop import (WeightAverage, build_model, freeze_song_rows, optimizer_for, record_epoch, torch_seed,
+                              train_epoch)
 
 
 def fresh_state() -> dict:
@@ -84,7 +85,53 @@ def test_an_epoch_moves_the_average_once_per_step_and_leaves_the_trained_weights
     assert average.steps == 5
     trained, averaged = model.items[0].ids.weight, average.model.items[0].ids.weight
     assert not torch.allclose(trained, averaged)  # the average lags the weights it follows ...
-    again = WeightAverage(average.model, decay=0.9, steps=5)
-    again.update(model)  # ... and a restored one continues from its step count
+    again = WeightAverage(model, decay=0.9, steps=5)
+    again.load_state_dict(average.state_dict())  # as a resumed run restores it from its checkpoint ...
+    again.update(model)  # ... it continues from its step count
     share = 0.1 / (1 - 0.9 ** 6)
     assert torch.allclose(again.model.items[0].ids.weight, averaged + share * (trained - averaged), atol=1e-6)
+
+
+def multimodal(content_trainable: bool, num_items: int = 12):
+    table = np.random.default_rng(0).normal(size=(num_items + 1, 5)).astype(np.float32)
+    table[0] = 0
+    config = BERT4RecConfig(num_items=num_items, architecture="sasrec", hidden=16, layers=1, heads=2, max_length=8,
+                            dropout=0.0, modalities=("audio",), content_dims=(5,), content_trainable=content_trainable)
+    return build_model(config, {"audio": table}, seed=0), table
+
+
+def test_the_average_shares_a_frozen_content_table_and_its_checkpoint_leaves_it_out():
+    model, _ = multimodal(content_trainable=False)
+    average = WeightAverage(model, decay=0.9)
+    content = model.items[0].content
+    assert average.model.items[0].content is content  # one table on the device, not two
+    assert average.model.items[0].ids.weight is not model.items[0].ids.weight
+    kept = average.state_dict()
+    assert "items.0.content" not in kept and "items.0.ids.weight" in kept and "popularity_log" in kept
+    with torch.no_grad():
+        average.model.items[0].ids.weight.add_(1.0)
+    again = WeightAverage(model, decay=0.9)
+    again.load_state_dict(kept)  # what a resumed run reads back
+    assert torch.equal(again.model.items[0].ids.weight, kept["items.0.ids.weight"])
+    again.load_state_dict(average.model.state_dict())  # a checkpoint that kept the frozen table loads too
+    with pytest.raises(ValueError, match="items.0.ids.weight"):
+        again.load_state_dict({k: v for k, v in kept.items() if k != "items.0.ids.weight"})
+
+
+def test_held_out_songs_keep_their_rows_through_adamws_weight_decay():
+    """Their gradients are zero, but AdamW's decoupled weight decay shrinks every row it steps; the rows of songs
+    held out of training must stay as embed made them (content) and zero (IDs)."""
+    model, table = multimodal(content_trainable=True)
+    cfg = TrainConfig(architecture="sasrec", modalities=("audio",), batch_size=4, max_length=8, hidden=16, heads=2,
+                      weight_decay=0.5, learning_rate=0.05)
+    optimizer = optimizer_for(model, cfg)
+    cold = np.array([3, 7])
+    freeze_song_rows(model, cold, optimizer)
+    rng = np.random.default_rng(0)
+    warm = np.array([s for s in range(1, 13) if s not in cold])
+    batches = [[rng.choice(warm, size=8) for _ in range(4)] for _ in range(10)]
+    train_epoch(model, optimizer, batches, cfg, 13, rng, torch.device("cpu"))
+    items = model.items[0]
+    assert torch.equal(items.content[cold].detach(), torch.from_numpy(table[cold]))
+    assert not bool(items.ids.weight[cold].any())
+    assert not torch.allclose(items.content[warm].detach(), torch.from_numpy(table[warm]), atol=1e-3)  # warm rows moved
