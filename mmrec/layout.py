@@ -165,6 +165,15 @@ def train_counts(items: pa.Table) -> np.ndarray:
     return counts
 
 
+def artist_indices(items: pa.Table) -> np.ndarray:
+    """(N,) an index per song's artist (items 1..N), -1 where the artist is unknown."""
+    artists = np.full(items.num_rows, -1, np.int64)
+    uris = items["artist_uri"].to_pylist()
+    index = {uri: i for i, uri in enumerate(dict.fromkeys(u for u in uris if u))}
+    artists[items["item_idx"].to_numpy() - 1] = [index.get(u, -1) if u else -1 for u in uris]
+    return artists
+
+
 def read_split(root: str, name: str) -> Split:
     """data/<name>.parquet (train, valid or test) as histories and targets."""
     table = artifacts.read_table(data_dir(root).join(f"{name}.parquet"), SPLIT_SCHEMA)

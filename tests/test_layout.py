@@ -91,3 +91,12 @@ def test_cold_items_are_one_fixed_set_per_share():
     assert len(cold) == 10 and np.array_equal(cold, layout.cold_items(100, 0.1)) and cold.min() >= 1
     assert np.array_equal(layout.sample_rows(5, 0, 0), np.arange(5))
     assert [h.tolist() for h in layout.without_items([np.array([1, 2, 3])], np.array([2]))] == [[1, 3]]
+
+
+def test_artist_indices_follow_item_idx_and_mark_unknown_artists():
+    import pyarrow as pa
+
+    items = pa.table({"item_idx": [2, 1, 3, 4], "artist_uri": ["a", "b", None, "a"]})
+    artists = layout.artist_indices(items)
+    assert artists[1] == artists[3] != artists[0]  # items 2 and 4 share artist "a"; item 1 is "b"
+    assert artists[2] == -1 and artists.min() == -1 and set(artists) == {-1, 0, 1}

@@ -273,14 +273,27 @@ class BERT4Rec(nn.Module):
         self.register_buffer("popularity_weight", torch.zeros(()))
         self._register_load_state_dict_pre_hook(_prior_off_when_missing, with_module=True)
 
-    def set_popularity(self, train_counts) -> None:
+    def set_popularity(self, train_counts, artists=None) -> None:
         """The prior's song term from training plays (N,) of songs 1..N. A song without plays (held out of
         training) is unknown, not unpopular: it gets the mean song's term, as songs outside the catalogue do, so
-        the prior never buries the songs only content can rank."""
-        counts = torch.as_tensor(train_counts, dtype=torch.float32, device=self.popularity_log.device)
+        the prior never buries the songs only content can rank. With `artists` (N,) ints (-1 = unknown), it gets
+        its artist's instead: the mean term of the artist's played songs, shrunk towards the mean song's as if
+        the artist had one more song at the mean (an artist's songs share an audience; content does not carry it)."""
+        device = self.popularity_log.device
+        counts = torch.as_tensor(train_counts, dtype=torch.float32, device=device)
         logs = torch.log1p(counts)
         played = counts > 0
-        self.popularity_log[1:] = torch.where(played, logs, logs[played].mean() if played.any() else 0.0)
+        mean = logs[played].mean() if played.any() else torch.zeros((), device=device)
+        unplayed = mean.expand_as(logs)
+        if artists is not None:
+            artists = torch.as_tensor(artists, dtype=torch.long, device=device)
+            known = played & (artists >= 0)
+            size = int(artists.max()) + 1 if len(artists) and int(artists.max()) >= 0 else 0
+            sums = torch.zeros(size, device=device).index_add_(0, artists[known], logs[known])
+            songs = torch.zeros(size, device=device).index_add_(0, artists[known], torch.ones_like(logs[known]))
+            by_artist = (sums + mean) / (songs + 1)
+            unplayed = torch.where(artists >= 0, by_artist[artists.clamp(min=0)], mean)
+        self.popularity_log[1:] = torch.where(played, logs, unplayed)
 
     def prior_weight(self) -> torch.Tensor:
         """The scoring prior's whole weight: the logit adjustment training used, plus the validated extra."""

@@ -108,6 +108,11 @@ class TrainConfig(StrictConfig):
         description="tau: every training logit gets tau x log(1 + the song's training plays) added, and scores keep "
         "it (the logit-adjusted loss of Menon et al. 2021): the item rows learn what popularity does not explain "
         "(1 won with content for both architectures, docs/benchmarks.md); 0 = off")
+    unplayed_popularity: Literal["mean", "artist"] = Field(
+        "artist",
+        description="the popularity term of songs without training plays (held out by cold_share): their artist's "
+        "(the mean of the artist's played songs, shrunk towards the mean song's; with both popularity terms on, "
+        "held-out songs' recall@20 .0025 -> .0202 on the demo, warm songs level: docs/results.md), or the mean song's")
     id_dropout: float | None = Field(
         None, ge=0, lt=1,
         description="share of songs whose ID embedding each training step leaves out, so content alone must place "

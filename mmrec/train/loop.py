@@ -31,14 +31,16 @@ def model_config(cfg: TrainConfig, num_items: int, content_dims: dict[str, int])
 
 
 def build_model(config: BERT4RecConfig, contents: dict[str, np.ndarray], seed: int,
-                train_counts: np.ndarray | None = None, negative_sampling: str = "uniform") -> BERT4Rec:
+                train_counts: np.ndarray | None = None, negative_sampling: str = "uniform",
+                artists: np.ndarray | None = None) -> BERT4Rec:
     """The model with its content tables (N + 1, D) in place and its popularity prior's plays (scored with the
-    logit adjustment's weight until validation adds its own); sampled-softmax negatives follow training plays when
-    asked (counts smoothed by +1 so every song can be drawn)."""
+    logit adjustment's weight until validation adds its own; songs without plays take their artist's term when
+    `artists` is given); sampled-softmax negatives follow training plays when asked (counts smoothed by +1 so every
+    song can be drawn)."""
     torch.manual_seed(seed)
     model = build(config, {name: torch.from_numpy(table) for name, table in contents.items()})
     if train_counts is not None:
-        model.set_popularity(train_counts)
+        model.set_popularity(train_counts, artists)
     if negative_sampling == "popularity" and train_counts is not None:
         counts = torch.as_tensor(train_counts, dtype=torch.float32) + 1.0
         model.sampling_probabilities.copy_(counts / counts.sum())

@@ -26,7 +26,7 @@ import torch
 from mmrec import artifacts, figures, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import MMRecConfig
-from mmrec.layout import cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
+from mmrec.layout import artist_indices, cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
@@ -164,7 +164,8 @@ def train_worker(loop_config: dict) -> None:
     if len(cold) and rank == 0:
         log.info("holding %d songs (%.0f%%) out of training: cold songs", len(cold), 100 * cfg.cold_share)
     bert_config = model_config(cfg, num_items, {m: t.shape[1] for m, t in contents.items()})
-    model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling).to(device)
+    artists = artist_indices(items) if cfg.unplayed_popularity == "artist" else None
+    model = build_model(bert_config, contents, cfg.seed, plays, cfg.negative_sampling, artists).to(device)
     optimizer = optimizer_for(model, cfg)
     freeze_song_rows(model, cold, optimizer)
     average = WeightAverage(model, cfg.model_weight_averaging) if cfg.model_weight_averaging else None

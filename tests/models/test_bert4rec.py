@@ -329,6 +329,23 @@ def test_a_song_without_training_plays_gets_the_mean_songs_prior_not_the_lowest(
     assert model.popularity_log[0] == 0  # padding
 
 
+def test_a_song_without_plays_can_take_its_artists_prior_shrunk_towards_the_mean():
+    model = BERT4Rec(tiny())
+    plays = np.full(N, 10.0)
+    plays[:4] = 1000.0  # artist 0: three played hits and song 4 (index 3), held out
+    plays[3] = plays[10] = plays[20] = 0  # song 11's artist has no played song; song 21's is unknown
+    artists = np.arange(N) + 1  # every other song an artist of its own
+    artists[:4] = 0
+    artists[20] = -1
+    model.set_popularity(plays, artists)
+    logs = np.log1p(plays)
+    mean = np.delete(logs, [3, 10, 20]).mean()
+    assert model.popularity_log[4] == pytest.approx((3 * np.log1p(1000.0) + mean) / 4)  # the artist's, shrunk
+    assert model.popularity_log[11] == pytest.approx(mean)  # an artist with no played song: the mean song's
+    assert model.popularity_log[21] == pytest.approx(mean)  # no artist
+    assert model.popularity_log[1] == pytest.approx(np.log1p(1000.0))  # played songs keep their own
+
+
 def test_weights_saved_before_the_prior_existed_load_with_it_off():
     torch.manual_seed(0)
     model = BERT4Rec(tiny()).eval()
