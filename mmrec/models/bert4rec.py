@@ -288,7 +288,7 @@ class BERT4Rec(nn.Module):
         if artists is not None:
             artists = torch.as_tensor(artists, dtype=torch.long, device=device)
             known = played & (artists >= 0)
-            size = int(artists.max()) + 1 if len(artists) and int(artists.max()) >= 0 else 0
+            size = max(int(artists.max()) + 1 if len(artists) else 0, 1)  # >= 1: indexable when every artist is -1
             sums = torch.zeros(size, device=device).index_add_(0, artists[known], logs[known])
             songs = torch.zeros(size, device=device).index_add_(0, artists[known], torch.ones_like(logs[known]))
             by_artist = (sums + mean) / (songs + 1)

@@ -344,6 +344,8 @@ def test_a_song_without_plays_can_take_its_artists_prior_shrunk_towards_the_mean
     assert model.popularity_log[11] == pytest.approx(mean)  # an artist with no played song: the mean song's
     assert model.popularity_log[21] == pytest.approx(mean)  # no artist
     assert model.popularity_log[1] == pytest.approx(np.log1p(1000.0))  # played songs keep their own
+    model.set_popularity(plays, np.full(N, -1))  # no artist known at all: the mean song's
+    assert model.popularity_log[4] == pytest.approx(mean)
 
 
 def test_weights_saved_before_the_prior_existed_load_with_it_off():
