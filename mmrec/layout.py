@@ -170,7 +170,7 @@ def artist_indices(items: pa.Table) -> np.ndarray:
     artists = np.full(items.num_rows, -1, np.int64)
     uris = items["artist_uri"].to_pylist()
     index = {uri: i for i, uri in enumerate(dict.fromkeys(u for u in uris if u))}
-    artists[items["item_idx"].to_numpy() - 1] = [index.get(u, -1) if u else -1 for u in uris]
+    artists[items["item_idx"].to_numpy() - 1] = [index[u] if u else -1 for u in uris]
     return artists
 
 

@@ -107,7 +107,7 @@ def freeze_song_rows(model: BERT4Rec, songs: np.ndarray, optimizer: torch.optim.
     if not len(songs):
         return
     rows = torch.as_tensor(songs, dtype=torch.long)
-    kept = []  # (table, its rows as they must stay)
+    kept = []  # the tables holding rows of these songs
     for items in model.items:
         if items.ids is not None:
             with torch.no_grad():
@@ -115,14 +115,15 @@ def freeze_song_rows(model: BERT4Rec, songs: np.ndarray, optimizer: torch.optim.
             kept.append(items.ids.weight)
         if items.content is not None and items.content.requires_grad:
             kept.append(items.content)
-    saved = [(table, table.detach()[rows.to(table.device)].clone()) for table in kept]
     for table in kept:
         table.register_hook(lambda grad: grad.index_fill(0, rows.to(grad.device), 0.0))
+    # Each table with its rows' indices and values, on its device once (put back every step, so no copy per step).
+    saved = [(table, rows.to(table.device), table.detach()[rows.to(table.device)].clone()) for table in kept]
 
     @torch.no_grad()
     def put_back(*_) -> None:
-        for table, values in saved:
-            table[rows.to(table.device)] = values
+        for table, where, values in saved:
+            table[where] = values
 
     optimizer.register_step_post_hook(put_back)
 
