@@ -19,10 +19,10 @@ from mmrec import artifacts, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
 from mmrec.evaluate import run as evaluate
-from mmrec.layout import read_split
+from mmrec.layout import read_split, sample_rows
 from mmrec.models import registry
 from mmrec.train import run as train
-from mmrec.train.loop import windows_for_training
+from mmrec.train.loop import adopt_best_prior, validate, windows_for_training
 from mmrec.train.run import _load_weights
 from mmrec.train.sequences import epoch_batches
 
@@ -136,6 +136,28 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(root):
     average, raw = (_load_weights(os.path.join(outcome["checkpoint"], f)) for f in ("average.safetensors",
                                                                                       "model.safetensors"))
     assert not torch.allclose(average["items.0.project.weight"], raw["items.0.project.weight"])
+    # What validates, and what is kept and registered, is the average, not the raw weights: the last epoch's
+    # recorded metric comes back from the average (and not from the raw weights), and the registered model holds
+    # the best epoch's kept weights exactly.
+    registered = registry.load_model(artifacts.resolve(outcome["model"]))
+    best = _load_weights(os.path.join(outcome["checkpoint"], "best.safetensors"))
+    assert set(best) == set(registered.model.state_dict())
+    assert all(torch.equal(best[name], value) for name, value in registered.model.state_dict().items())
+    valid, cfg = read_split(str(root), "valid"), config.train
+    rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
+    recorded = state["history"][-1]
+
+    def validated(weights: dict) -> float:
+        registered.model.load_state_dict({**registered.model.state_dict(), **weights})
+        by_prior = validate(registered.model, [valid.histories[i] for i in rows], valid.targets[rows], cfg.ks,
+                            cfg.eval_batch_size, torch.device("cpu"), cfg.popularity_weights)
+        return adopt_best_prior(registered.model, by_prior, cfg.popularity_weights, cfg.metric)[0].means()[cfg.metric]
+
+    from_average, from_raw = validated(average), validated(raw)
+    assert from_average == pytest.approx(recorded[cfg.metric], abs=1e-5), (from_average, from_raw, recorded)
+    assert abs(from_raw - recorded[cfg.metric]) > 1e-5, (from_average, from_raw, recorded)
+    if state["best_epoch"] == len(state["history"]) - 1:  # the best epoch was the last: its kept weights are the average
+        assert all(torch.equal(best[name], value) for name, value in average.items())
 
 
 def test_a_run_name_holding_other_settings_is_refused_before_training(trained):
