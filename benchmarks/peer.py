@@ -83,6 +83,7 @@ def main() -> None:
 
     from mmrec import artifacts
     from mmrec.config import load_config
+    from mmrec.layout import read_split
 
     overrides = dict(item.split("=", 1) for item in args.set)
     # Trained to early stopping, so the product's default song rows, not the demo config's 10-epoch choice.
@@ -98,7 +99,8 @@ def main() -> None:
     out = root.join("reports", "peer")
     say(f"artifact root {root.uri}")
 
-    prepare_if_missing(config, with_embeddings=bool(modalities), demo=not args.input)
+    # RecBole alone needs no embeddings: a banked seed does not wait for the four modalities' embed.
+    prepare_if_missing(config, with_embeddings=bool(modalities) and not args.recbole_only, demo=not args.input)
     work = Path(config.artifact_root if "://" not in root.uri else "/tmp/mmrec-peer") / "peer-recbole"
     cells = [("mmrec SASRec (IDs)", {"architecture": "sasrec", "modalities": []})]
     if modalities:
@@ -108,6 +110,14 @@ def main() -> None:
         kept = out.join(f"recbole-seed{seed}.json")
         if args.skip_recbole and kept.exists():
             recbole = artifacts.read_json(kept)
+            wanted = {"hidden": config.train.hidden, "layers": config.train.layers, "heads": config.train.heads,
+                      "max_length": MAX_LENGTH, "batch_size": args.recbole_batch_size, "patience": args.patience,
+                      "seed": seed}
+            differ = kept_recbole_mismatches(recbole, wanted, len(read_split(config.artifact_root, "test").targets))
+            if differ:
+                raise SystemExit(f"peer: {kept.uri} was run with other settings than this run's ("
+                                 + ", ".join(f"{key} {old} there, {new} here" for key, (old, new) in differ.items())
+                                 + "): rerun without --skip-recbole, or with the same settings")
             say(f"RecBole seed {seed}: the last result kept (--skip-recbole)")
         else:
             if not exported:  # once a run, from this split (files left by an earlier run may be of another)
@@ -128,6 +138,17 @@ def main() -> None:
     artifacts.write_text(out.join("results.md"), markdown)
     artifacts.write_json(out.join("results.json"), artifacts.card(rows=rows))
     print(markdown, flush=True)
+
+
+def kept_recbole_mismatches(kept: dict, wanted: dict, playlists: int) -> dict:
+    """{what: (kept, wanted)} for each setting of `wanted` (and the number of test playlists) a kept RecBole result
+    was not run with: it is reused only for this run's sizes, patience, batch size and seed, and this split's
+    test playlists (its ranks are paired with mmrec's playlist by playlist)."""
+    settings = kept.get("settings", {})
+    differ = {key: (settings.get(key), value) for key, value in wanted.items() if settings.get(key) != value}
+    if kept.get("playlists") != playlists:
+        differ["test playlists"] = (kept.get("playlists"), playlists)
+    return differ
 
 
 def say(message: str) -> None:

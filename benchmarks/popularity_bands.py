@@ -4,7 +4,8 @@ a registered model under several scoring priors, EASE, kept peer ranks, and a bl
     .venv/bin/python benchmarks/popularity_bands.py --root /tmp/peerdemo --model <registered run name> \
         --peer /tmp/peerdemo/reports/peer/recbole-seed0.json --priors 0 0.5 1 1.3 --blend 0 0.1 0.15 0.2 0.3
 
-- Bands: the target's plays in the training histories (items.parquet's train_count), edges --bands.
+- Bands: the target's plays in the training histories (items.parquet's train_count), lower edges --bands. Songs
+  held out of training (train.cold_share > 0) would count their plays there too: the peer runs hold none out.
 - Priors: the model's whole scoring prior (trained logit adjustment + validated weight) set to each value in turn;
   the model's own validated value is always scored too. Nothing is chosen on test.
 - EASE (lambda --ease-l2) fitted on the training histories and scored on the same split.
@@ -30,31 +31,44 @@ sys.path.insert(0, str(REPO))
 K = 20
 
 
-def ndcg_of_ranks(ranks: np.ndarray, k: int = K) -> np.ndarray:
-    """Per-playlist NDCG@k of 0-based target ranks (one target each): 1 / log2(rank + 2) inside the top k."""
-    ranks = np.asarray(ranks)
-    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+def ndcg_of_ranks(ranks) -> np.ndarray:
+    """Per-playlist NDCG@K (float64) of 0-based target ranks, by mmrec's own metric code."""
+    from mmrec.evaluate.metrics import ndcg_at_k
+
+    return ndcg_at_k(torch.as_tensor(np.asarray(ranks), dtype=torch.int64), K).double().numpy()
 
 
 def by_band(values: np.ndarray, plays: np.ndarray, edges: list[float]) -> list[float]:
     """Means of `values` over the playlists whose target has [edges[i], edges[i + 1]) training plays (NaN if none)."""
-    return [float(values[(plays >= lo) & (plays < hi)].mean()) if ((plays >= lo) & (plays < hi)).any() else float("nan")
-            for lo, hi in zip(edges, edges[1:])]
+    masks = [(plays >= lo) & (plays < hi) for lo, hi in zip(edges, edges[1:])]
+    return [float(values[mask].mean()) if mask.any() else float("nan") for mask in masks]
 
 
-def zscored(scores: torch.Tensor) -> torch.Tensor:
-    """Scores (B, N + 1) standardised per row over songs 1..N (column 0, padding, left out)."""
-    songs = scores[:, 1:]
-    return (songs - songs.mean(1, keepdim=True)) / songs.std(1, keepdim=True).clamp_min(1e-12)
+def zscored(scores: torch.Tensor, histories: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores (B, N + 1) standardised per row over the songs a ranking can return: songs 1..N less the row's
+    history (left-padded ids, 0 = padding), which is excluded from the ranking anyway and, scored high by a
+    co-occurrence model, would make the scale depend on the history's length. Excluded columns come back -inf."""
+    candidates = torch.isfinite(scores)
+    candidates[:, 0] = False
+    if histories is not None:
+        candidates.scatter_(1, histories, False)
+    candidates[:, 0] = False  # the padding id, scattered over again by the histories' padding
+    count = candidates.sum(1, keepdim=True).clamp_min(1)
+    kept = torch.where(candidates, scores, torch.zeros_like(scores))
+    mean = kept.sum(1, keepdim=True) / count
+    spread = (torch.where(candidates, scores - mean, torch.zeros_like(scores)) ** 2).sum(1, keepdim=True) / count
+    standard = (scores - mean) / spread.sqrt().clamp_min(1e-12)
+    return torch.where(candidates, standard, torch.full_like(scores, float("-inf")))
 
 
 def blend(first, second, weight: float):
-    """A scorer: (1 - weight) x first's z-scored scores + weight x second's; column 0 stays -inf."""
+    """A scorer: (1 - weight) x first's z-scored scores + weight x second's (over each row's candidate songs);
+    column 0 and the history stay -inf."""
     def score(histories: torch.Tensor) -> torch.Tensor:
-        a, b = first(histories), second(histories)
-        out = torch.full_like(a, float("-inf"))
-        out[:, 1:] = (1 - weight) * zscored(a) + weight * zscored(b)
-        return out
+        a, b = zscored(first(histories), histories), zscored(second(histories), histories)
+        both = torch.isfinite(a) & torch.isfinite(b)  # 0 x -inf would be NaN at weights 0 and 1
+        return torch.where(both, (1 - weight) * a.nan_to_num(neginf=0.0) + weight * b.nan_to_num(neginf=0.0),
+                           torch.full_like(a, float("-inf")))
     return score
 
 
@@ -66,7 +80,8 @@ def main() -> None:
     parser.add_argument("--priors", type=float, nargs="*", default=[0.0, 0.5, 1.0])
     parser.add_argument("--blend", type=float, nargs="*", default=[], help="EASE weights to choose from on validation")
     parser.add_argument("--ease-l2", type=float, default=100.0)
-    parser.add_argument("--bands", type=float, nargs="+", default=[0, 10, 15, 20, 30, 50, 100, 1e12])
+    parser.add_argument("--bands", type=float, nargs="+", default=[0, 10, 15, 20, 30, 50, 100],
+                        help="lower edges of the bands of training plays (whole numbers; the last band is open)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -90,9 +105,12 @@ def main() -> None:
     rows = []
     for path in args.peer:
         kept = json.loads(Path(path).read_text())
+        if len(kept["test_ranks"]) != len(test.targets):  # ranks are in the split's order: another split misaligns
+            raise SystemExit(f"{path}: {len(kept['test_ranks']):,} test ranks, but {args.root} has "
+                             f"{len(test.targets):,} test playlists: not a result of this split")
         rows.append((kept.get("model", path), ndcg_of_ranks(np.array(kept["test_ranks"]))))
     model = registry.load_model(artifacts.resolve(f"{args.root}/models/{args.model}")).model
-    own = float(model.prior_weight())
+    own = round(float(model.prior_weight()), 6)  # float32: 1.3 reads 1.29999995 and would be scored twice
     tau = model.config.logit_adjustment
     ease = EASE(read_split(args.root, "train").histories, len(plays) - 1, plays[1:], args.ease_l2)
     rows.append((f"EASE (lambda {args.ease_l2:g})", ndcg(ease.score, test)))
@@ -109,8 +127,8 @@ def main() -> None:
               + ", ".join(f"{b:g}: {v:.4f}" for b, v in on_valid.items()), flush=True)
         rows.append((f"model + EASE, weight {chosen:g} (chosen on validation)", ndcg(blend(scorer, ease.score, chosen), test)))
 
-    edges = args.bands
-    names = [f"{lo:g}-{hi - 1:g}" if hi < 1e11 else f"{lo:g}+" for lo, hi in zip(edges, edges[1:])]
+    edges = [*args.bands, float("inf")]
+    names = [f"{lo:g}-{hi - 1:g}" if hi < float("inf") else f"{lo:g}+" for lo, hi in zip(edges, edges[1:])]
     counts = [int(((target_plays >= lo) & (target_plays < hi)).sum()) for lo, hi in zip(edges, edges[1:])]
     print(f"\nTest NDCG@{K} by the target's training plays ({args.model}, {len(test.targets):,} test playlists):\n")
     print("| model | all | " + " | ".join(names) + " |")

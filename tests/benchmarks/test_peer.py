@@ -138,3 +138,14 @@ def test_popular_targets_follow_the_training_plays_of_the_test_targets(tmp_path)
     assert popular.dtype == bool and len(popular) == len(test.targets)
     assert 0 < popular.sum() < len(popular)
     assert plays[popular].min() >= plays[~popular].max()  # in the split's order: the head's targets play more
+
+
+def test_a_kept_recbole_result_is_reused_only_for_the_same_settings_and_split():
+    peer = load_peer()
+    wanted = {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50, "batch_size": 256, "patience": 10, "seed": 1}
+    kept = {"playlists": 3995, "settings": {**wanted, "dropout": "0.5", "learning_rate": 0.001}}
+    assert peer.kept_recbole_mismatches(kept, wanted, 3995) == {}
+    other = {**kept, "playlists": 995, "settings": {**kept["settings"], "batch_size": 2048, "seed": 0}}
+    assert peer.kept_recbole_mismatches(other, wanted, 3995) == {
+        "batch_size": (2048, 256), "seed": (0, 1), "test playlists": (995, 3995)}
+    assert set(peer.kept_recbole_mismatches({"playlists": 3995}, wanted, 3995)) == set(wanted)  # no settings kept
