@@ -106,6 +106,7 @@ def main() -> None:
     if modalities:
         cells.append((f"mmrec SASRec + {' + '.join(modalities)}", {"architecture": "sasrec", "modalities": modalities}))
     rows, exported = [], False
+    test_playlists = len(read_split(config.artifact_root, "test").targets)
     for seed in args.seeds:
         kept = out.join(f"recbole-seed{seed}.json")
         if args.skip_recbole and kept.exists():
@@ -113,7 +114,7 @@ def main() -> None:
             wanted = {"hidden": config.train.hidden, "layers": config.train.layers, "heads": config.train.heads,
                       "max_length": MAX_LENGTH, "batch_size": args.recbole_batch_size, "patience": args.patience,
                       "seed": seed}
-            differ = kept_recbole_mismatches(recbole, wanted, len(read_split(config.artifact_root, "test").targets))
+            differ = kept_recbole_mismatches(recbole, wanted, test_playlists)
             if differ:
                 raise SystemExit(f"peer: {kept.uri} was run with other settings than this run's ("
                                  + ", ".join(f"{key} {old} there, {new} here" for key, (old, new) in differ.items())

@@ -49,16 +49,13 @@ def zscored(scores: torch.Tensor, histories: torch.Tensor | None = None) -> torc
     history (left-padded ids, 0 = padding), which is excluded from the ranking anyway and, scored high by a
     co-occurrence model, would make the scale depend on the history's length. Excluded columns come back -inf."""
     candidates = torch.isfinite(scores)
-    candidates[:, 0] = False
     if histories is not None:
         candidates.scatter_(1, histories, False)
-    candidates[:, 0] = False  # the padding id, scattered over again by the histories' padding
-    count = candidates.sum(1, keepdim=True).clamp_min(1)
-    kept = torch.where(candidates, scores, torch.zeros_like(scores))
-    mean = kept.sum(1, keepdim=True) / count
-    spread = (torch.where(candidates, scores - mean, torch.zeros_like(scores)) ** 2).sum(1, keepdim=True) / count
-    standard = (scores - mean) / spread.sqrt().clamp_min(1e-12)
-    return torch.where(candidates, standard, torch.full_like(scores, float("-inf")))
+    candidates[:, 0] = False  # padding: the column, and the histories' padding ids
+    masked = scores.masked_fill(~candidates, float("nan"))
+    mean = masked.nanmean(1, keepdim=True)
+    spread = ((masked - mean) ** 2).nanmean(1, keepdim=True).sqrt().nan_to_num(0.0)
+    return ((scores - mean) / spread.clamp_min(1e-12)).masked_fill(~candidates, float("-inf"))
 
 
 def blend(first, second, weight: float):
@@ -66,9 +63,8 @@ def blend(first, second, weight: float):
     column 0 and the history stay -inf."""
     def score(histories: torch.Tensor) -> torch.Tensor:
         a, b = zscored(first(histories), histories), zscored(second(histories), histories)
-        both = torch.isfinite(a) & torch.isfinite(b)  # 0 x -inf would be NaN at weights 0 and 1
-        return torch.where(both, (1 - weight) * a.nan_to_num(neginf=0.0) + weight * b.nan_to_num(neginf=0.0),
-                           torch.full_like(a, float("-inf")))
+        both = torch.isfinite(a) & torch.isfinite(b)  # elsewhere 0 x -inf is NaN at weights 0 and 1: -inf instead
+        return torch.where(both, (1 - weight) * a + weight * b, torch.full_like(a, float("-inf")))
     return score
 
 
@@ -114,13 +110,13 @@ def main() -> None:
     tau = model.config.logit_adjustment
     ease = EASE(read_split(args.root, "train").histories, len(plays) - 1, plays[1:], args.ease_l2)
     rows.append((f"EASE (lambda {args.ease_l2:g})", ndcg(ease.score, test)))
+    scorer = model.scorer()  # the item tables once: the prior is read at each call, so one scorer serves them all
     for prior in sorted({*args.priors, own}):
         model.popularity_weight.fill_(prior - tau)
         label = f"model, prior {prior:g}" + (" (its validated one)" if prior == own else "")
-        rows.append((label, ndcg(model.scorer(), test)))
+        rows.append((label, ndcg(scorer, test)))
     model.popularity_weight.fill_(own - tau)
     if args.blend:
-        scorer = model.scorer()
         on_valid = {b: float(ndcg(blend(scorer, ease.score, b), valid).mean()) for b in args.blend}
         chosen = max(on_valid, key=on_valid.get)
         print("blend with EASE, validation NDCG@20 by weight: "
