@@ -1,5 +1,6 @@
 """Where a model wins and loses by the target song's popularity: test NDCG@20 by the target's training plays, for
-a registered model under several scoring priors, EASE, kept peer ranks, and a blend of the model with EASE.
+a registered model under several scoring priors, alone and as registered (blended with EASE where validation
+chose a hybrid), EASE, kept peer ranks, and the model blended with this EASE at weights chosen on validation.
 
     .venv/bin/python benchmarks/popularity_bands.py --root /tmp/peerdemo --model <registered run name> \
         --peer /tmp/peerdemo/reports/peer/recbole-seed0.json --priors 0 0.5 1 1.3 --blend 0 0.1 0.15 0.2 0.3
@@ -10,8 +11,9 @@ a registered model under several scoring priors, EASE, kept peer ranks, and a bl
   the model's own validated value is always scored too. Nothing is chosen on test.
 - EASE (lambda --ease-l2) fitted on the training histories and scored on the same split.
 - --peer: any kept result with per-playlist test ranks (peer.py's recbole-seed<N>.json) shown beside.
-- --blend: (1 - b) x the model's z-scored scores (its own prior) + b x EASE's, b chosen on validation from the
-  values given; test reported at the chosen b (an ensemble's gain: content's value is judged model for model).
+- The registered hybrid (models/hybrid.py), when the model has one: its own EASE and weight.
+- --blend: the same hybrid with the EASE fitted here (--ease-l2) at a weight chosen on validation from the values
+  given (the model's own prior kept); test reported at the chosen weight.
 Prints one markdown table (NDCG@20 overall and per band); seconds on the demo.
 """
 
@@ -44,30 +46,6 @@ def by_band(values: np.ndarray, plays: np.ndarray, edges: list[float]) -> list[f
     return [float(values[mask].mean()) if mask.any() else float("nan") for mask in masks]
 
 
-def zscored(scores: torch.Tensor, histories: torch.Tensor | None = None) -> torch.Tensor:
-    """Scores (B, N + 1) standardised per row over the songs a ranking can return: songs 1..N less the row's
-    history (left-padded ids, 0 = padding), which is excluded from the ranking anyway and, scored high by a
-    co-occurrence model, would make the scale depend on the history's length. Excluded columns come back -inf."""
-    candidates = torch.isfinite(scores)
-    if histories is not None:
-        candidates.scatter_(1, histories, False)
-    candidates[:, 0] = False  # padding: the column, and the histories' padding ids
-    masked = scores.masked_fill(~candidates, float("nan"))
-    mean = masked.nanmean(1, keepdim=True)
-    spread = ((masked - mean) ** 2).nanmean(1, keepdim=True).sqrt().nan_to_num(0.0)
-    return ((scores - mean) / spread.clamp_min(1e-12)).masked_fill(~candidates, float("-inf"))
-
-
-def blend(first, second, weight: float):
-    """A scorer: (1 - weight) x first's z-scored scores + weight x second's (over each row's candidate songs);
-    column 0 and the history stay -inf."""
-    def score(histories: torch.Tensor) -> torch.Tensor:
-        a, b = zscored(first(histories), histories), zscored(second(histories), histories)
-        both = torch.isfinite(a) & torch.isfinite(b)  # elsewhere 0 x -inf is NaN at weights 0 and 1: -inf instead
-        return torch.where(both, (1 - weight) * a + weight * b, torch.full_like(a, float("-inf")))
-    return score
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="artifact root holding data/ and models/")
@@ -87,6 +65,7 @@ def main() -> None:
     from mmrec.layout import read_items, read_split, train_counts
     from mmrec.models import registry
     from mmrec.models.ease import EASE
+    from mmrec.models.hybrid import Hybrid, choose_weight, scorer_with
 
     items = read_items(args.root)
     plays = np.concatenate([[0], train_counts(items)])  # by item id
@@ -105,7 +84,8 @@ def main() -> None:
             raise SystemExit(f"{path}: {len(kept['test_ranks']):,} test ranks, but {args.root} has "
                              f"{len(test.targets):,} test playlists: not a result of this split")
         rows.append((kept.get("model", path), ndcg_of_ranks(np.array(kept["test_ranks"]))))
-    model = registry.load_model(artifacts.resolve(f"{args.root}/models/{args.model}")).model
+    registered = registry.load_model(artifacts.resolve(f"{args.root}/models/{args.model}"))
+    model = registered.model
     own = round(float(model.prior_weight()), 6)  # float32: 1.3 reads 1.29999995 and would be scored twice
     tau = model.config.logit_adjustment
     ease = EASE(read_split(args.root, "train").histories, len(plays) - 1, plays[1:], args.ease_l2)
@@ -116,12 +96,16 @@ def main() -> None:
         label = f"model, prior {prior:g}" + (" (its validated one)" if prior == own else "")
         rows.append((label, ndcg(scorer, test)))
     model.popularity_weight.fill_(own - tau)
+    if registered.hybrid is not None:
+        hybrid = registered.hybrid
+        rows.append((f"as registered: hybrid, EASE weight {hybrid.weight:g} (lambda {hybrid.ease.l2:g})",
+                     ndcg(registered.scorer(), test)))
     if args.blend:
-        on_valid = {b: float(ndcg(blend(scorer, ease.score, b), valid).mean()) for b in args.blend}
-        chosen = max(on_valid, key=on_valid.get)
+        chosen, on_valid = choose_weight(scorer, ease, args.blend, valid.histories, valid.targets, f"ndcg@{K}", (K,))
         print("blend with EASE, validation NDCG@20 by weight: "
-              + ", ".join(f"{b:g}: {v:.4f}" for b, v in on_valid.items()), flush=True)
-        rows.append((f"model + EASE, weight {chosen:g} (chosen on validation)", ndcg(blend(scorer, ease.score, chosen), test)))
+              + ", ".join(f"{b:g}: {m[f'ndcg@{K}']:.4f}" for b, m in on_valid.items()), flush=True)
+        rows.append((f"model + EASE (lambda {args.ease_l2:g}), weight {chosen:g} (chosen on validation)",
+                     ndcg(scorer_with(Hybrid(ease, chosen), scorer), test)))
 
     edges = [*args.bands, float("inf")]
     names = [f"{lo:g}-{hi - 1:g}" if hi < float("inf") else f"{lo:g}+" for lo, hi in zip(edges, edges[1:])]

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from mmrec import __version__, artifacts
 from mmrec.artifacts import ITEMS_SCHEMA, SPLIT_SCHEMA, ArtifactError, Location
-from mmrec.config_base import RUNTIME, marked_fields
+from mmrec.config_base import RUNTIME, SCORING, marked_fields
 from mmrec.train.config import TrainConfig
 
 # The modality sources the demo corpus ships, by embed setting (a real corpus names its own in embed.*).
@@ -112,8 +112,9 @@ def run_name(train: TrainConfig, root: str) -> str:
 
 def fingerprint(train: TrainConfig, root: str) -> str:
     """A hash of everything that shapes the weights: the training settings but those marked runtime (where and
-    how fast they run: TrainConfig's `runtime` fields), as resolved, and the cards of the data and embeddings."""
-    settings = train.model_dump(mode="json", exclude=marked_fields(TrainConfig, RUNTIME))
+    how fast they run: TrainConfig's `runtime` fields) or scoring (applied at registration), as resolved, and the
+    cards of the data and embeddings."""
+    settings = train.model_dump(mode="json", exclude=marked_fields(TrainConfig, RUNTIME) | marked_fields(TrainConfig, SCORING))
     # Settings left empty count as what they resolve to: a value set equal to the default's is the same run, and a
     # default that changes makes a new one instead of resuming an old model under the same name.
     settings.update(train.resolved())

@@ -111,11 +111,21 @@ def evaluate_offsets(score, offsets: list[torch.Tensor], histories: list[np.ndar
     """`evaluate_scorer` for each of several per-song offsets (N + 1,) added to the scores (a popularity prior
     at several weights, say), with one call of `score` per batch: the model runs once, the ranking once per
     offset. Returns one MetricTotals per offset (added to `totals` when given)."""
-    totals = totals or [MetricTotals(ks) for _ in offsets]
-    if len(totals) != len(offsets):
-        raise ValueError(f"{len(offsets)} offsets but {len(totals)} totals")
+    shifts = [lambda scores, padded, offset=offset.to(device): scores + offset for offset in offsets]
+    return evaluate_variants(score, shifts, histories, targets, ks, batch_size, device, totals)
+
+
+def evaluate_variants(score, variants, histories: list[np.ndarray], targets: np.ndarray, ks, batch_size: int = 256,
+                      device: str | torch.device = "cpu", totals: list[MetricTotals] | None = None) -> list[MetricTotals]:
+    """`evaluate_scorer` for each of several variants of the scores, `variant(scores (B, C), histories (B, T)) ->
+    scores` (a prior at several weights, a blend at several weights), with one call of `score` per batch. Each
+    variant sees the model's scores before the history is excluded. Returns one MetricTotals per variant (added
+    to `totals` when given)."""
+    totals = totals or [MetricTotals(ks) for _ in variants]
+    if len(totals) != len(variants):
+        raise ValueError(f"{len(variants)} variants but {len(totals)} totals")
     with torch.no_grad():
-        _score_batches(score, histories, targets, batch_size, device, totals, [o.to(device) for o in offsets])
+        _score_batches(score, histories, targets, batch_size, device, totals, list(variants))
     return totals
 
 
@@ -145,16 +155,14 @@ def evaluate_by_popularity(score, histories: list[np.ndarray], targets: np.ndarr
     return overall, bands
 
 
-def _score_batches(score, histories, targets, batch_size, device, totals: list[MetricTotals],
-                   offsets: list[torch.Tensor | None]) -> None:
+def _score_batches(score, histories, targets, batch_size, device, totals: list[MetricTotals], variants: list) -> None:
     from mmrec.models.bert4rec import left_pad
 
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]
         padded = torch.from_numpy(left_pad(chunk, max(1, max(len(h) for h in chunk)))).to(device)
         scores = score(padded).float()
-        scores = exclude_history(scores, padded)
         batch_targets = torch.from_numpy(targets[start:start + batch_size]).to(device)
-        for sums, offset in zip(totals, offsets):
-            shifted = scores if offset is None else scores + offset  # -inf (excluded) stays -inf
-            sums.add(target_ranks(shifted, batch_targets).cpu())
+        for sums, variant in zip(totals, variants):
+            varied = scores if variant is None else variant(scores, padded)
+            sums.add(target_ranks(exclude_history(varied, padded), batch_targets).cpu())

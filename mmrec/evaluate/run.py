@@ -37,7 +37,7 @@ def run(config: MMRecConfig) -> dict[str, str]:
     model = registry.load_model(loc)
     split = read_split(config.artifact_root, cfg.split)
     rows = sample_rows(len(split.pids), cfg.playlists, cfg.seed)
-    totals, bands = evaluate_by_popularity(model.model.scorer(), [split.histories[i] for i in rows],
+    totals, bands = evaluate_by_popularity(model.scorer(), [split.histories[i] for i in rows],
                                            split.targets[rows], train_counts(model.items), cfg.ks, cfg.batch_size)
     result = {"metrics": totals.means(), "playlists": totals.count, "seconds": round(time.time() - started, 1)}
     target = loc.join("evaluation.json")
@@ -69,7 +69,7 @@ def cold_song_table(model, split, cold_share: float, cfg) -> dict:
 
     table = {"songs_held_out": int(len(cold)), "playlists": int(len(rows))}
     if len(rows):
-        for name, score in (("model", model.model.scorer()), ("popularity", MostPopular(counts).score),
+        for name, score in (("model", model.scorer()), ("popularity", MostPopular(counts).score),
                             ("random", random_scores)):
             table[name] = evaluate_scorer(score, histories, targets, cfg.ks, cfg.batch_size).means()
     log.info("cold songs: %d of %d test targets; model %s", len(rows), len(split.targets),

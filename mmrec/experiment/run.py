@@ -25,11 +25,12 @@ import numpy as np
 from mmrec import artifacts, figures, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import ConfigError, MMRecConfig, read_yaml
-from mmrec.evaluate.metrics import evaluate_by_popularity, evaluate_scorer
+from mmrec.evaluate.metrics import evaluate_by_popularity
 from mmrec.experiment.stats import mean_and_interval
 from mmrec.layout import read_content, read_items, read_split, train_counts
 from mmrec.models.content_knn import ContentKNN
-from mmrec.models.ease import EASE
+from mmrec.models.ease import dense_solve_bytes
+from mmrec.models.hybrid import tuned_ease as fit_on_validation
 from mmrec.models.popularity import MostPopular
 from mmrec.train.config import TrainConfig
 
@@ -225,23 +226,11 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
 
 def tuned_ease(config: MMRecConfig, histories: list[np.ndarray], num_items: int, counts: np.ndarray):
     """EASE with the lambda of experiment.ease_l2 that scores best on the validation targets (train.metric); the
-    notes name it, the validation score of every lambda tried, the solve and its memory. One songs x songs matrix
-    is held at a time: each lambda's model is dropped before the next is fitted, and the winner refitted."""
-    from mmrec.models.ease import dense_solve_bytes
-
+    notes name it, the validation score of every lambda tried, the solve and its memory."""
     cfg = config.experiment
-    fit = lambda l2: EASE(histories, num_items, counts, l2, cfg.ease_max_dense_songs)  # noqa: E731
-    tried = {}
-    if len(cfg.ease_l2) > 1:
-        valid = read_split(config.artifact_root, "valid")
-        for l2 in cfg.ease_l2:
-            model = fit(l2)
-            tried[l2] = evaluate_scorer(model.score, valid.histories, valid.targets, config.train.ks).means()[
-                config.train.metric]
-            log.info("EASE lambda %g: valid %s %.4f", l2, config.train.metric, tried[l2])
-            del model
-    best_l2 = max(tried, key=tried.get) if tried else cfg.ease_l2[0]
-    best = fit(best_l2)
+    valid = read_split(config.artifact_root, "valid")
+    best, tried = fit_on_validation(histories, num_items, counts, cfg.ease_l2, cfg.ease_max_dense_songs,
+                                    valid.histories, valid.targets, config.train.metric, config.train.ks)
     notes = {"ease_mode": best.mode, "ease_songs_fitted": int(len(best.items)), "ease_l2": best.l2,
              "ease_gb": round(dense_solve_bytes(len(best.items)) / 1e9, 3)}
     if tried:

@@ -48,9 +48,21 @@ class EASE:
         self.column_of[kept] = np.arange(len(kept))
         self.items = torch.from_numpy(kept)
         self.weights = torch.from_numpy(ease_weights(playlist_matrix(histories, self.column_of, len(kept)), l2))
-        # Songs outside the fitted set rank below all fitted ones, by popularity.
-        fallback = np.concatenate([[-np.inf], train_counts.astype(np.float64)])
-        self.fallback = torch.from_numpy((fallback / (fallback[1:].max() + 1.0) - 1e6).astype(np.float32))
+        self.fallback = _fallback(train_counts)
+
+    @classmethod
+    def restore(cls, items: torch.Tensor, weights: torch.Tensor, num_items: int, train_counts: np.ndarray,
+                l2: float, mode: str) -> "EASE":
+        """A fitted EASE from its saved parts: the fitted songs' item ids (K,) and weights B (K, K)."""
+        if weights.shape != (len(items), len(items)) or len(items) and int(items.max()) > num_items:
+            raise ValueError(f"EASE weights {tuple(weights.shape)} do not fit {len(items)} songs of {num_items}")
+        ease = cls.__new__(cls)
+        ease.num_items, ease.l2, ease.mode = num_items, l2, mode
+        ease.items, ease.weights = items.to(torch.int64), weights.to(torch.float32)
+        ease.column_of = np.full(num_items + 1, -1, np.int64)
+        ease.column_of[ease.items.numpy()] = np.arange(len(items))
+        ease.fallback = _fallback(train_counts)
+        return ease
 
     def score(self, histories: torch.Tensor) -> torch.Tensor:
         """(B, T) left-padded item ids -> (B, N + 1) scores."""
@@ -61,6 +73,12 @@ class EASE:
         scores = self.fallback[None, :].repeat(len(histories), 1)
         scores[:, self.items] = fitted
         return scores
+
+
+def _fallback(train_counts: np.ndarray) -> torch.Tensor:
+    """Scores (N + 1,) of songs outside the fitted set: below all fitted ones, by popularity (column 0: -inf)."""
+    fallback = np.concatenate([[-np.inf], train_counts.astype(np.float64)])
+    return torch.from_numpy((fallback / (fallback[1:].max() + 1.0) - 1e6).astype(np.float32))
 
 
 def playlist_matrix(histories: list[np.ndarray], column_of: np.ndarray, songs: int):

@@ -7,6 +7,8 @@
       songs.parquet      every song with content (cold songs too): track_uri, item_idx (null if cold), one
                          standardised vector column per modality, so songs outside the catalogue can be scored
       metrics.json       validation metrics and the training history
+      ease.safetensors   with hybrid.json, when validation chose to blend the model with EASE (models/hybrid.py)
+      hybrid.json
       card.json          written last: sources, the data and embedding cards' hashes, sizes
 """
 
@@ -18,12 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from mmrec import artifacts
 from mmrec.artifacts import ITEMS_SCHEMA, ArtifactError, Location
+from mmrec.layout import train_counts
 from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmrec.models.hybrid import EASE_WEIGHTS, HYBRID, Hybrid, scorer_with
 from mmrec.models.sasrec import build
 
 WEIGHTS = "model.safetensors"
@@ -43,8 +48,9 @@ def songs_table(track_uris: list[str], item_idx: np.ndarray, vectors: dict[str, 
 
 
 def write_model(loc: Location, config: BERT4RecConfig, weights: bytes, items: pa.Table, songs: pa.Table,
-                metrics: dict, card: dict) -> str:
-    """Write the folder; the card goes last, so a folder without card.json is incomplete."""
+                metrics: dict, card: dict, hybrid: Hybrid | None = None) -> str:
+    """Write the folder; the card goes last, so a folder without card.json is incomplete. A hybrid of an earlier
+    registration that this one lacks is removed before the card is written."""
     if loc.join("card.json").exists():
         loc.fs.delete_file(loc.join("card.json").path)
     artifacts.write_json(loc.join("config.json"), config.to_dict())
@@ -52,6 +58,13 @@ def write_model(loc: Location, config: BERT4RecConfig, weights: bytes, items: pa
     artifacts.write_table(loc.join("items.parquet"), items, ITEMS_SCHEMA)
     artifacts.write_table(loc.join("songs.parquet"), songs)
     artifacts.write_json(loc.join("metrics.json"), metrics)
+    if hybrid is not None:
+        artifacts.write_bytes(loc.join(EASE_WEIGHTS), hybrid.to_bytes())
+        artifacts.write_json(loc.join(HYBRID), hybrid.description())
+    else:
+        for name in (HYBRID, EASE_WEIGHTS):
+            if loc.join(name).exists():
+                loc.fs.delete_file(loc.join(name).path)
     artifacts.write_json(loc.join("card.json"), artifacts.card(**card))
     return loc.uri
 
@@ -66,6 +79,12 @@ class RegisteredModel:
     items: pa.Table
     songs: pa.Table
     card: dict
+    hybrid: Hybrid | None = None  # the blend with EASE that validation chose, if it chose one
+
+    def scorer(self):
+        """Histories (B, T) -> scores (B, N + 1): the model's, blended with EASE when the folder holds a hybrid
+        (what evaluation and experiments score; serving applies the same blend)."""
+        return scorer_with(self.hybrid, self.model.scorer())
 
     @property
     def cold_songs(self) -> pa.Table:
@@ -84,21 +103,33 @@ def load_model(loc: Location, device: str = "cpu") -> RegisteredModel:
     if not loc.join("card.json").exists():
         raise ArtifactError(f"{loc.uri}: not a registered model (no card.json; was registration interrupted?)")
     config = BERT4RecConfig.from_dict(artifacts.read_json(loc.join("config.json")))
-    weights = load_safetensors(artifacts.read_bytes(loc.join(WEIGHTS)))
-    contents = {name: torch.zeros(config.num_items + 1, dim) for name, dim in zip(config.modalities,
-                                                                                 config.content_dims)}
-    model = build(config, contents)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ArtifactError(f"{loc.join(WEIGHTS).uri}: weights do not match config.json ({err})") from None
+    model = model_from_weights(config, artifacts.read_bytes(loc.join(WEIGHTS)), loc.join(WEIGHTS).uri)
     model.to(device).eval()
     items = artifacts.read_table(loc.join("items.parquet"), ITEMS_SCHEMA)
     songs = artifacts.read_table(loc.join("songs.parquet"))
     missing = [name for name in ("track_uri", "item_idx", *config.modalities) if name not in songs.column_names]
     if missing:
         raise ArtifactError(f"{loc.join('songs.parquet').uri}: missing columns {missing}")
-    return RegisteredModel(loc, config, model, items, songs, artifacts.read_json(loc.join("card.json")))
+    hybrid = None
+    if loc.join(HYBRID).exists():
+        try:
+            hybrid = Hybrid.from_bytes(artifacts.read_bytes(loc.join(EASE_WEIGHTS)), artifacts.read_json(loc.join(HYBRID)),
+                                       train_counts(items))
+        except (KeyError, ValueError, SafetensorError) as err:
+            raise ArtifactError(f"{loc.join(HYBRID).uri}: a broken hybrid ({err}); register the model again") from None
+    return RegisteredModel(loc, config, model, items, songs, artifacts.read_json(loc.join("card.json")), hybrid)
+
+
+def model_from_weights(config: BERT4RecConfig, weights: bytes, source: str = "weights") -> BERT4Rec:
+    """The model of `config` holding these safetensors weights (content tables included), on the CPU."""
+    contents = {name: torch.zeros(config.num_items + 1, dim) for name, dim in zip(config.modalities,
+                                                                                 config.content_dims)}
+    model = build(config, contents)
+    try:
+        model.load_state_dict(load_safetensors(weights))
+    except RuntimeError as err:
+        raise ArtifactError(f"{source}: weights do not match config.json ({err})") from None
+    return model
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -249,6 +249,7 @@ class Ingress:
         return {"name": self.name, "config": optional(self.location.join("config.json")),
                 "metrics": optional(self.location.join("metrics.json")),
                 "evaluation": optional(self.location.join("evaluation.json")),
+                "hybrid": optional(self.location.join("hybrid.json")),
                 "card": optional(self.location.join("card.json")),
                 "data_card": optional(artifacts.resolve(self.data_card_uri))}
 

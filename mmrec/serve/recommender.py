@@ -165,6 +165,7 @@ class Recommender:
     def __init__(self, registered: RegisteredModel, device: str = "cpu"):
         self.registered = registered
         self.model = registered.model.to(device).eval()
+        self.hybrid = registered.hybrid  # the blend with EASE validation chose at registration, if any
         self.device = torch.device(device)
         cold = registered.cold_songs
         self.cold_contents = None
@@ -179,8 +180,10 @@ class Recommender:
         self._unit_table = torch.nn.functional.normalize(table, dim=1)  # for /similar
 
     @property
-    def max_history(self) -> int:
-        return self.model.config.max_length - 1
+    def max_history(self) -> int | None:
+        """The newest songs of a request the scorer reads: the model's window, or all of them with the hybrid (EASE
+        reads the whole history; the model still its newest max_length - 1)."""
+        return None if self.hybrid is not None else self.model.config.max_length - 1
 
     def recommend(self, requests: list[Request]) -> list[Answer]:
         histories, unknown = [], []
@@ -205,18 +208,25 @@ class Recommender:
         for row, request in enumerate(requests):
             pairs = [(c, s) for c, s in top_k(scores[row], request.k) if s != float("-inf")]
             answers.append(Answer([self.catalogue.describe(c, s) for c, s in pairs],
-                                  used=len(histories[row][-self.max_history:]), unknown=unknown[row]))
+                                  used=len(histories[row][-self.max_history:] if self.max_history else histories[row]),
+                                  unknown=unknown[row]))
         return answers
 
     def _score(self, histories: list[list[int]]) -> torch.Tensor:
-        """Scores (B, columns) of left-padded histories (their newest max_length - 1 songs)."""
-        length = max(1, min(self.max_history, max(len(h) for h in histories)))
+        """Scores (B, columns) of left-padded histories (their newest max_length - 1 songs, or all of them for the
+        hybrid), blended with EASE when the model has a hybrid."""
+        longest = max(len(h) for h in histories)
+        length = max(1, min(self.max_history, longest) if self.max_history else longest)
         padded = np.zeros((len(histories), length), dtype=np.int64)
         for row, history in enumerate(histories):
             recent = history[-length:]
             if recent:
                 padded[row, length - len(recent):] = recent
-        return self.model.score(torch.from_numpy(padded).to(self.device), self.cold_contents, self.tables).cpu()
+        padded = torch.from_numpy(padded).to(self.device)
+        scores = self.model.score(padded, self.cold_contents, self.tables)
+        if self.hybrid is not None:
+            scores = self.hybrid.blend(scores, padded)
+        return scores.cpu()
 
     def similar(self, track: str | int, k: int) -> list[dict] | None:
         """Songs nearest to a song in the model's item space (cosine), or None if the song is unknown."""

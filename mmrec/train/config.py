@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from mmrec.config_base import PROTOCOL, RUNTIME, StrictConfig
+from mmrec.config_base import PROTOCOL, RUNTIME, SCORING, StrictConfig
 from mmrec.embed.config import Modality
 
 
@@ -35,8 +35,15 @@ DEFAULT_CONTENT_TRAINABLE = {"sasrec": False, "bert4rec": True}
 DEFAULT_ID_DROPOUT = {"sasrec": 0.3, "bert4rec": 0.0}
 # Field markers: runtime settings (where, how fast, under which name) leave the derived run name alone; protocol
 # settings (how models are validated and compared) are part of a run but no hyper-parameter for tune to search.
+# Scoring settings shape the registered model's scores but not its training: a run trained once can be registered
+# again with others (they leave the run name alone; the registered model's card records them).
 RUNTIME_ONLY = {RUNTIME: True}
 PROTOCOL_ONLY = {PROTOCOL: True}
+SCORING_ONLY = {SCORING: True}
+# The hybrid scorer (models/hybrid.py): blending the trained model with EASE lifted every SASRec of the peer runs
+# 10-14% over three seeds on the full demo, with or without content (docs/benchmarks.md, "The hybrid scorer").
+# 0 is always a candidate, so validation can turn the blend off.
+DEFAULT_EASE_BLEND_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 class TrainConfig(StrictConfig):
@@ -125,6 +132,20 @@ class TrainConfig(StrictConfig):
         "validation, checkpoints and the registered model use the average (0 = off, the raw weights); empty = what "
         "won to early stopping (docs/benchmarks.md): 0.98 for SASRec; 0 for BERT4Rec, which gains from it to early "
         "stopping too but loses in the few epochs of make demo and the tests (set it for long runs)")
+    ease_blend_weights: tuple[float, ...] = Field(
+        DEFAULT_EASE_BLEND_WEIGHTS, min_length=1, json_schema_extra=SCORING_ONLY,
+        description="the hybrid scorer: weights w of EASE in (1 - w) x the model's scores + w x EASE's (each "
+        "standardised per playlist); at registration the best on the validation targets is kept with the model and "
+        "used by evaluate, experiment and serve (0 is always tried: validation can keep the model alone); [0] = off")
+    ease_blend_l2: tuple[float, ...] = Field(
+        (30.0, 100.0, 300.0, 1000.0), min_length=1, json_schema_extra=SCORING_ONLY,
+        description="EASE's L2 weight (lambda) in the hybrid: one value, or a grid whose best on the validation "
+        "targets (EASE alone) is used")
+    ease_blend_max_songs: int = Field(
+        20000, ge=0, json_schema_extra=SCORING_ONLY,
+        description="the hybrid's EASE is a dense songs x songs matrix (4 bytes x songs^2: 20,000 songs 1.6 GB) held "
+        "by the registered model and every serving replica: fitted on at most this many most-played songs (the "
+        "rest get no EASE term); 0 = as many as fit in the memory available at registration")
     metric: str = Field("ndcg@20", json_schema_extra=PROTOCOL_ONLY, description="validation metric for early stopping and the best checkpoint")
     ks: tuple[int, ...] = Field((20, 500), json_schema_extra=PROTOCOL_ONLY, description="cut-offs of Recall@k and NDCG@k")
     valid_playlists: int = Field(
@@ -201,6 +222,10 @@ class TrainConfig(StrictConfig):
                              f"({self.max_length})")
         if not all(math.isfinite(w) for w in self.popularity_weights):
             raise ValueError(f"train.popularity_weights must be finite numbers: {list(self.popularity_weights)}")
+        if not all(0 <= w <= 1 for w in self.ease_blend_weights):
+            raise ValueError(f"train.ease_blend_weights must lie in [0, 1]: {list(self.ease_blend_weights)}")
+        if not all(l2 > 0 and math.isfinite(l2) for l2 in self.ease_blend_l2):
+            raise ValueError(f"train.ease_blend_l2 values must be finite and > 0: {list(self.ease_blend_l2)}")
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"train.modalities lists a modality twice: {list(self.modalities)}")
         return self

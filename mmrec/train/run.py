@@ -26,10 +26,14 @@ import torch
 from mmrec import artifacts, figures, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import MMRecConfig
+from mmrec.config_base import SCORING, marked_fields
 from mmrec.layout import artist_indices, cold_items, read_content, read_items, read_split, sample_rows, train_counts, without_items
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
+from mmrec.models.ease import dense_songs_that_fit, dense_solve_bytes
+from mmrec.models.hybrid import Hybrid, choose_weight, tuned_ease
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
+from mmrec.train.config import TrainConfig
 from mmrec.train.loop import (WeightAverage, adopt_best_prior, build_model, freeze_song_rows, model_config,
                               optimizer_for, record_epoch, train_epoch, torch_seed, validate, windows_for_training)
 from mmrec.train.sequences import epoch_batches
@@ -110,10 +114,14 @@ def fit(config: MMRecConfig, name: str, callbacks: tuple = ()) -> tuple[dict, by
 def registered_already(config: MMRecConfig) -> str | None:
     """The URI of models/<run name>/ if it holds a model trained with exactly these settings on this data."""
     loc = layout.model_dir(config.artifact_root, run_name(config))
-    if loc.join("card.json").exists() and artifacts.read_json(loc.join("card.json")).get("fingerprint") == \
-            layout.fingerprint(config.train, config.artifact_root):
+    if not loc.join("card.json").exists():
+        return None
+    card = artifacts.read_json(loc.join("card.json"))
+    scoring = config.train.model_dump(mode="json", include=marked_fields(TrainConfig, SCORING))
+    registered = {name: card.get("train", {}).get(name) for name in scoring}
+    if card.get("fingerprint") == layout.fingerprint(config.train, config.artifact_root) and registered == scoring:
         return loc.uri
-    return None
+    return None  # other weights, or the same weights registered with other scoring settings: train (or resume) again
 
 
 def last_checkpoint(run_folder):
@@ -137,8 +145,15 @@ def summary(config: MMRecConfig) -> list[tuple[str, str]]:
     loc = layout.model_dir(config.artifact_root, run_name(config))
     metrics = registry.read_metrics(loc)
     valid = metrics["valid"]
-    return [("model", loc.uri), ("best epoch", f"{metrics['best_epoch'] + 1} of {len(metrics['history'])}"),
-            ("valid", ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))]
+    lines = [("model", loc.uri), ("best epoch", f"{metrics['best_epoch'] + 1} of {len(metrics['history'])}"),
+             ("valid", ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))]
+    hybrid = metrics.get("hybrid")
+    if hybrid and hybrid["weight"]:
+        lines.append(("hybrid", f"EASE weight {hybrid['weight']:g} (lambda {hybrid['ease_l2']:g}): valid "
+                      + ", ".join(f"{k} {v:.4f}" for k, v in hybrid["valid"].items())))
+    elif hybrid:
+        lines.append(("hybrid", "none: validation kept the model alone (no EASE weight helped)"))
+    return lines
 
 
 # --- the Ray Train worker ---------------------------------------------------------------------------------
@@ -300,8 +315,9 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
     if uris is None:  # ID-only: the catalogue is every song it can score
         uris, item_idx = items["track_uri"].to_pylist(), items["item_idx"].to_numpy().astype(np.int64)
     best = state["history"][state["best_epoch"]]
+    hybrid, blend_notes = fit_hybrid(config, bert_config, best_weights, items)
     metrics = {"valid": {k: best[k] for k in best if "@" in k}, "best_epoch": state["best_epoch"],
-               "metric": cfg.metric, "history": state["history"]}
+               "metric": cfg.metric, "history": state["history"], **({"hybrid": blend_notes} if blend_notes else {})}
     card = {"name": name, "run": root.join("runs", name).uri,
             "train": {**cfg.model_dump(mode="json"), **cfg.resolved()},  # settings left empty, as they resolved
             "fingerprint": state["fingerprint"],
@@ -311,9 +327,45 @@ def register(config: MMRecConfig, name: str, state: dict, best_weights: bytes, i
             "parameters": _parameter_count(best_weights), **({"lineage": lineage} if lineage else {})}
     loc = root.join("models", name)
     registry.write_model(loc, bert_config, best_weights, items, registry.songs_table(uris, item_idx, vectors),
-                         metrics, card)
+                         metrics, card, hybrid)
     log.info("registered %s", loc.uri)
     return loc.uri
+
+
+def fit_hybrid(config: MMRecConfig, bert_config: BERT4RecConfig, best_weights: bytes,
+               items: pa.Table) -> tuple[Hybrid | None, dict]:
+    """The hybrid scorer (models/hybrid.py) for the best weights: EASE fitted on the training histories (songs
+    held out by cold_share stay out, as they did in training), its lambda and then the blend weight chosen on the
+    validation playlists training validated on. None when validation prefers the model alone (weight 0); the
+    notes say what every lambda and weight scored."""
+    cfg = config.train
+    weights = sorted({0.0, *cfg.ease_blend_weights})
+    if weights == [0.0]:
+        return None, {}
+    started = time.time()
+    root = config.artifact_root
+    counts = train_counts(items)
+    cold = cold_items(items.num_rows, cfg.cold_share)
+    counts[cold - 1] = 0
+    train, valid = read_split(root, "train"), read_split(root, "valid")
+    rows = sample_rows(len(valid.pids), cfg.valid_playlists, cfg.seed)
+    histories, targets = [valid.histories[i] for i in rows], valid.targets[rows]
+    limit = min(cfg.ease_blend_max_songs, dense_songs_that_fit()) if cfg.ease_blend_max_songs else 0
+    log.info("hybrid: fitting EASE (lambda %s) and choosing its weight on %d validation playlists",
+             ", ".join(f"{l2:g}" for l2 in cfg.ease_blend_l2), len(rows))
+    ease, tried = tuned_ease(without_items(train.histories, cold), items.num_rows, counts, cfg.ease_blend_l2, limit,
+                             histories, targets, cfg.metric, cfg.ks, cfg.eval_batch_size)
+    model = registry.model_from_weights(bert_config, best_weights).eval()
+    weight, measured = choose_weight(model.scorer(), ease, weights, histories, targets, cfg.metric, cfg.ks,
+                                     cfg.eval_batch_size)
+    notes = {"weight": weight, "valid": measured[weight], "valid_by_weight": {f"{w:g}": m for w, m in measured.items()},
+             "ease_l2": ease.l2, "ease_mode": ease.mode, "ease_songs_fitted": int(len(ease.items)),
+             "ease_gb": round(dense_solve_bytes(len(ease.items)) / 1e9, 3), "seconds": round(time.time() - started, 1),
+             **({"ease_l2_valid": {f"{l2:g}": value for l2, value in tried.items()}} if tried else {})}
+    log.info("hybrid: valid %s by EASE weight: %s; %s", cfg.metric,
+             ", ".join(f"{w:g} {m[cfg.metric]:.4f}" for w, m in measured.items()),
+             f"blending at {weight:g} (EASE lambda {ease.l2:g})" if weight else "the model alone (no blend)")
+    return (Hybrid(ease, weight) if weight else None), notes
 
 
 def _parameter_count(weights: bytes) -> int:

@@ -20,13 +20,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from mmrec.config import ConfigError, read_yaml
-from mmrec.config_base import PROTOCOL, RUNTIME, marked_fields
+from mmrec.config_base import PROTOCOL, RUNTIME, SCORING, marked_fields
 from mmrec.train.config import TrainConfig
 
 RULES = ("choice", "grid", "uniform", "loguniform", "randint")
 # Settings that say where or how a trial runs, or name it (runtime), or how trials are compared (protocol), are
-# not hyper-parameters: TrainConfig marks them.
-NOT_SEARCHABLE = marked_fields(TrainConfig, RUNTIME) | marked_fields(TrainConfig, PROTOCOL)
+# not hyper-parameters; nor are those applied only at registration (scoring), which trials never reach. TrainConfig
+# marks them.
+NOT_SEARCHABLE = (marked_fields(TrainConfig, RUNTIME) | marked_fields(TrainConfig, PROTOCOL)
+                  | marked_fields(TrainConfig, SCORING))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ from tests.benchmarks import load_benchmark
 from tests.experiment.test_run import write_prepared
 
 
+GOALS = {"ids": 1.0, "content": 1.1}  # what peer.py's main marks on the rows it judges
+
+
 def load_peer():
     return load_benchmark("peer")
 
@@ -44,10 +47,11 @@ def test_the_report_averages_seeds_and_judges_the_goals_on_the_ratio_of_the_mean
 
     def row(model, seed, ndcg):
         return {"model": model, "seed": seed, "parameters": 1000, "seconds": 60.0, "best_epoch": 3, "epochs": 13,
+                "goal": GOALS.get(model),
                 "metrics": {"ndcg@20": ndcg, "recall@20": 2 * ndcg, "ndcg@500": 3 * ndcg, "recall@500": 4 * ndcg}}
 
-    rows = [row("peer", 0, 0.10), row("ids", 0, 0.11), row("content", 0, 0.10),
-            row("peer", 1, 0.10), row("ids", 1, 0.09), row("content", 1, 0.13)]
+    rows = [row("peer", 0, 0.10), row("ids", 0, 0.11), row("ids + EASE", 0, 0.12), row("content", 0, 0.10),
+            row("peer", 1, 0.10), row("ids", 1, 0.09), row("ids + EASE", 1, 0.12), row("content", 1, 0.13)]
     config = SimpleNamespace(artifact_root="/tmp/x", train=SimpleNamespace(patience=10))
     text = load_peer().report(rows, config)
     lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
@@ -57,6 +61,8 @@ def test_the_report_averages_seeds_and_judges_the_goals_on_the_ratio_of_the_mean
     # Rows without per-playlist ranks (a RecBole result kept from before they were recorded): the means alone.
     assert "ids: 1.00x RecBole on NDCG@20 (per seed 1.10x, 0.90x); goal >= 1.0x: met on the means, no interval" in text
     assert "content: 1.15x RecBole on NDCG@20 (per seed 1.00x, 1.30x); goal >= 1.1x: met on the means" in text
+    # A row the goals do not judge (a hybrid beside the model alone) gets its ratio and no verdict.
+    assert "ids + EASE: 1.20x RecBole on NDCG@20 (per seed 1.20x, 1.20x); no goal" in text
     one_seed = load_peer().report([r for r in rows if r["seed"] == 0], config)
     assert "+-" not in one_seed and "content: 1.00x RecBole on NDCG@20; goal >= 1.1x: NOT met on the means" in one_seed
 
@@ -73,7 +79,7 @@ def test_the_goals_are_judged_on_a_paired_interval_over_the_test_playlists():
     def row(model, ranks):
         ndcg = float(ndcg_at_k(__import__("torch").tensor(ranks), 20).mean())
         return {"model": model, "seed": 0, "parameters": 1000, "seconds": 60.0, "best_epoch": 3, "epochs": 13,
-                "test_ranks": ranks.tolist(),
+                "test_ranks": ranks.tolist(), "goal": GOALS.get(model),
                 "metrics": {"ndcg@20": ndcg, "recall@20": ndcg, "ndcg@500": ndcg, "recall@500": ndcg}}
 
     config = SimpleNamespace(artifact_root="/tmp/x", train=SimpleNamespace(patience=10))

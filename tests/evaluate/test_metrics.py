@@ -178,5 +178,5 @@ def test_offsets_rank_as_if_each_was_added_to_the_scores_with_one_call_per_batch
                                 batch_size=8)
         assert totals.means() == pytest.approx(alone.means())
     assert by_offset[0].means() != pytest.approx(by_offset[2].means())  # the offsets do move targets
-    with pytest.raises(ValueError, match="2 offsets but 1 totals"):
+    with pytest.raises(ValueError, match="2 variants but 1 totals"):
         evaluate_offsets(score, offsets[:2], histories, targets, (5,), totals=[MetricTotals((5,))])

@@ -105,3 +105,36 @@ def test_the_word_index_answers_in_its_order_and_stops_at_the_limit(short):
     assert index.matching("blue").tolist() == [4, 2, 0, 1]
     assert index.matching("tides").tolist() == [0]  # a word after a tab
     assert index.matching("blue canyon").tolist() == [] and index.matching("").tolist() == []
+
+
+@pytest.fixture(scope="module")
+def hybrid_recommender(tmp_path_factory):
+    """The small model with a hybrid beside it: EASE fitted on playlists where song 1 is always followed by song
+    17, weighted 0.9 (EASE nearly alone), written as `mmrec train` registers one."""
+    from mmrec.models.ease import EASE
+    from mmrec.models.hybrid import Hybrid
+
+    root = str(tmp_path_factory.mktemp("root"))
+    loc = artifacts.resolve(write_registered_model(root, name="hybrid"))
+    rng = np.random.default_rng(0)
+    playlists = [np.array([*rng.choice(np.arange(2, 17), size=4, replace=False), 1, 17]) for _ in range(200)]
+    hybrid = Hybrid(EASE(playlists, N, np.arange(N, 0, -1), l2=10.0), 0.9)
+    artifacts.write_bytes(loc.join("ease.safetensors"), hybrid.to_bytes())
+    artifacts.write_json(loc.join("hybrid.json"), hybrid.description())
+    return Recommender(registry.load_model(loc))
+
+
+def test_a_hybrid_model_serves_the_blend_and_reads_the_whole_request(hybrid_recommender, recommender):
+    answer, = hybrid_recommender.recommend([Request((uri(1),), k=3)])
+    assert answer.recommendations[0]["track_uri"] == uri(17)  # EASE's partner of song 1 leads the blend
+    alone, = recommender.recommend([Request((uri(1),), k=3)])
+    assert alone.recommendations[0]["track_uri"] != uri(17)  # the model alone has no such opinion
+    long = tuple(uri(i) for i in range(2, 16))  # longer than the model's window of 7 songs: EASE reads all 14
+    assert hybrid_recommender.recommend([Request(long, k=3)])[0].used == 14
+    assert recommender.recommend([Request(long, k=3)])[0].used == 7
+    kept, = hybrid_recommender.recommend([Request((uri(1), uri(17)), k=N + 2, exclude_seen=False)])
+    assert {uri(1), uri(17), *COLD_URIS} <= {s["track_uri"] for s in kept.recommendations}  # seen and cold songs too
+    requests = [Request((uri(1),), k=5), Request(long, k=5), Request((uri(3), uri(1)), k=5, exclude_seen=False)]
+    for request, together in zip(requests, hybrid_recommender.recommend(requests)):
+        by_itself, = hybrid_recommender.recommend([request])
+        assert [s["track_uri"] for s in together.recommendations] == [s["track_uri"] for s in by_itself.recommendations]

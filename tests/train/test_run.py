@@ -18,6 +18,7 @@ import torch
 from mmrec import artifacts, layout
 from mmrec.artifacts import ArtifactError
 from mmrec.config import load_config
+from mmrec.evaluate.metrics import evaluate_scorer
 from mmrec.evaluate import run as evaluate
 from mmrec.layout import read_split, sample_rows
 from mmrec.models import registry
@@ -36,8 +37,9 @@ CORPUS = {
     "embed.songs": "items", "embed.audio_epochs": 5, "embed.art_epochs": 1, "embed.art_width": 4,
     "embed.art_train_sample": 200, "embed.dim": 16, "embed.actors": 1, "embed.max_text_words": 16,
 }
+# The models alone (no hybrid with EASE): these tests compare models; one test registers a hybrid afterwards.
 MODEL = {"train.workers": 2, "train.hidden": 32, "train.epochs": 8, "train.patience": 8, "train.batch_size": 64,
-         "train.learning_rate": 3e-3}
+         "train.learning_rate": 3e-3, "train.ease_blend_weights": [0]}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,33 @@ def test_a_rerun_with_the_same_settings_resumes_instead_of_starting_over(trained
     config, outputs = trained["ids"]
     again = train.run(config)
     assert again["checkpoint"] == outputs["checkpoint"]  # nothing left to train: the last checkpoint stands
+
+
+def test_registering_again_with_a_hybrid_reuses_the_run_and_reproduces_its_validation(trained, root):
+    config, outputs = trained["content"]
+    hybrid_config = configure(root, **{"train.modalities": list(config.train.modalities),
+                                       "train.ease_blend_weights": [0, 0.1, 0.3, 1.0], "train.ease_blend_l2": [30, 300]})
+    assert train.run_name(hybrid_config) == train.run_name(config)  # scoring settings leave the run (and its name)
+    assert train.registered_already(hybrid_config) is None  # but not the registered model
+    again = train.run(hybrid_config)
+    assert again["checkpoint"] == outputs["checkpoint"]  # registered anew without training an epoch
+    assert train.registered_already(hybrid_config) == again["model"]
+    loc = artifacts.resolve(again["model"])
+    metrics = registry.read_metrics(loc)
+    notes = metrics["hybrid"]
+    assert set(notes["valid_by_weight"]) == {"0", "0.1", "0.3", "1"} and set(notes["ease_l2_valid"]) == {"30", "300"}
+    best = max(notes["valid_by_weight"].values(), key=lambda m: m["ndcg@20"])
+    assert notes["valid"] == best
+    # Weight 0 is the model alone: the validation training measured for the best epoch (float noise aside).
+    assert notes["valid_by_weight"]["0"]["ndcg@20"] == pytest.approx(metrics["valid"]["ndcg@20"], abs=2e-3)
+    # The loaded folder scores what validation chose: its hybrid reproduces the chosen weight's value.
+    loaded = registry.load_model(loc)
+    assert (loaded.hybrid is not None) == (notes["weight"] > 0)
+    valid = read_split(str(root), "valid")
+    rows = sample_rows(len(valid.pids), hybrid_config.train.valid_playlists, hybrid_config.train.seed)
+    reproduced = evaluate_scorer(loaded.scorer(), [valid.histories[i] for i in rows], valid.targets[rows], (20, 500))
+    assert reproduced.means()["ndcg@20"] == pytest.approx(notes["valid"]["ndcg@20"], abs=1e-6)
+    assert dict(train.summary(hybrid_config)).get("hybrid", "").startswith("EASE weight") == (notes["weight"] > 0)
 
 
 def _train_workers() -> list[psutil.Process]:

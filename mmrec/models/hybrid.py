@@ -1,0 +1,137 @@
+"""The hybrid scorer: a trained sequence model blended with EASE, the weight chosen on validation.
+
+A sequence model and EASE err differently: SASRec reads the order and the newest songs and ranks popular songs
+well, EASE reads every song of the history at once and ranks co-occurring rare songs well. Their scores live on
+different scales (logits against linear co-occurrence weights), so each is standardised per playlist over the
+songs that playlist can be offered (the catalogue less its history, which no ranking returns and which, scored
+high by a co-occurrence model, would make the scale depend on the history's length), and then
+
+    hybrid = (1 - weight) x z(model) + weight x z(EASE)
+
+with `weight` chosen on the validation targets from a grid that holds 0, so a blend that does not help is never
+used (docs/benchmarks.md has the measurements). EASE has no opinion on songs it was not fitted on (cold songs, or
+songs past its memory limit): their EASE term is 0, the mean song's, and their place is the model's alone.
+
+A registered model carries the blend in two files beside its weights: `ease.safetensors` (the fitted songs'
+item ids and the songs x songs weights B) and `hybrid.json` (the weight, EASE's lambda, and what validation
+measured); `RegisteredModel.scorer` applies it, so evaluation, experiments and serving score the same hybrid.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from mmrec.evaluate.metrics import evaluate_scorer, evaluate_variants
+from mmrec.models.ease import EASE
+
+log = logging.getLogger("mmrec.hybrid")
+
+EASE_WEIGHTS = "ease.safetensors"
+HYBRID = "hybrid.json"
+
+
+def zscored(scores: torch.Tensor, histories: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores (B, C) standardised per row over the songs a ranking can return there: finite scores of columns 1..
+    (column 0 is padding), less the row's history (left-padded ids, 0 = padding), and only `columns` (C,) bool
+    when given. Every column is scaled (history columns too: a caller that keeps seen songs ranks them alike);
+    columns outside `columns` come back 0, the mean. A row without spread comes back 0."""
+    candidates = torch.isfinite(scores)
+    candidates.scatter_(1, histories, False)
+    candidates[:, 0] = False
+    if columns is not None:
+        candidates &= columns[None, :]
+    masked = scores.masked_fill(~candidates, float("nan"))
+    mean = masked.nanmean(1, keepdim=True).nan_to_num(0.0)  # NaN when a row has no candidate
+    spread = ((masked - mean) ** 2).nanmean(1, keepdim=True).sqrt().nan_to_num(0.0)
+    standardised = (scores - mean) / spread.clamp_min(1e-12)
+    standardised = torch.where(spread > 0, standardised, torch.zeros_like(standardised))
+    return standardised if columns is None else standardised.masked_fill(~columns[None, :], 0.0)
+
+
+@dataclass
+class Hybrid:
+    """EASE fitted on the training histories, and the weight of its z-scores in the blend."""
+
+    ease: EASE
+    weight: float
+
+    def fitted_columns(self, columns: int) -> torch.Tensor:
+        """(columns,) bool: the score columns EASE was fitted on (columns past N + 1 are cold songs: never)."""
+        fitted = torch.zeros(columns, dtype=torch.bool)
+        fitted[self.ease.items[self.ease.items < columns]] = True
+        return fitted
+
+    def blend(self, model_scores: torch.Tensor, histories: torch.Tensor, weight: float | None = None) -> torch.Tensor:
+        """Hybrid scores (B, C) from the model's (B, C >= N + 1; cold songs after N) and the histories (B, T):
+        column 0 stays -inf, and a model score that is not finite stays what it was (an excluded or broken song
+        is never rescued by EASE)."""
+        weight = self.weight if weight is None else weight
+        columns = model_scores.shape[1]
+        ease_scores = self.ease.score(histories.to("cpu")).to(model_scores.device)
+        if columns > ease_scores.shape[1]:
+            ease_scores = torch.nn.functional.pad(ease_scores, (0, columns - ease_scores.shape[1]))
+        fitted = self.fitted_columns(columns).to(model_scores.device)
+        blended = (1 - weight) * zscored(model_scores, histories) + weight * zscored(ease_scores, histories, fitted)
+        blended = torch.where(torch.isfinite(model_scores), blended, model_scores)
+        blended[:, 0] = float("-inf")
+        return blended
+
+    def to_bytes(self) -> bytes:
+        return save_safetensors({"items": self.ease.items.contiguous(), "weights": self.ease.weights.contiguous()})
+
+    def description(self) -> dict:
+        return {"weight": self.weight, "ease_l2": self.ease.l2, "ease_mode": self.ease.mode,
+                "ease_songs_fitted": int(len(self.ease.items))}
+
+    @classmethod
+    def from_bytes(cls, data: bytes, description: dict, train_counts: np.ndarray) -> "Hybrid":
+        tensors = load_safetensors(data)
+        ease = EASE.restore(tensors["items"], tensors["weights"], len(train_counts), train_counts,
+                            description["ease_l2"], description["ease_mode"])
+        return cls(ease, float(description["weight"]))
+
+
+def scorer_with(hybrid: Hybrid | None, score):
+    """`score` (histories -> model scores), blended when there is a hybrid."""
+    if hybrid is None:
+        return score
+    return lambda histories: hybrid.blend(score(histories), histories)
+
+
+def tuned_ease(train_histories: list[np.ndarray], num_items: int, counts: np.ndarray, l2s, max_dense_songs: int,
+               valid_histories: list[np.ndarray], valid_targets: np.ndarray, metric: str, ks,
+               batch_size: int = 256) -> tuple[EASE, dict[float, float]]:
+    """EASE with the lambda of `l2s` whose validation `metric` is best, and every lambda's validation value (empty
+    for a single lambda, fitted without validating). One songs x songs matrix is held at a time: each lambda's
+    model is dropped before the next is fitted, and the winner refitted."""
+    def fit(l2):
+        return EASE(train_histories, num_items, counts, l2, max_dense_songs)
+
+    tried = {}
+    if len(l2s) > 1:
+        for l2 in l2s:
+            model = fit(l2)
+            tried[l2] = evaluate_scorer(model.score, valid_histories, valid_targets, ks, batch_size).means()[metric]
+            log.info("EASE lambda %g: valid %s %.4f", l2, metric, tried[l2])
+            del model
+    return fit(max(tried, key=tried.get) if tried else l2s[0]), tried
+
+
+def choose_weight(model_score, ease: EASE, weights, histories: list[np.ndarray], targets: np.ndarray, metric: str,
+                  ks, batch_size: int = 256) -> tuple[float, dict[float, dict[str, float]]]:
+    """The blend weight of `weights` whose validation `metric` is best (the smallest of equals: 0, no blend, wins a
+    tie) and every weight's validation metrics; the model and EASE score each batch once."""
+    hybrid = Hybrid(ease, 0.0)
+    weights = sorted(set(float(w) for w in weights))
+    variants = [lambda scores, padded, w=w: hybrid.blend(scores, padded, w) for w in weights]
+    totals = evaluate_variants(model_score, variants, histories, targets, ks, batch_size)
+    measured = {w: t.means() for w, t in zip(weights, totals)}
+    best = max(weights, key=lambda w: (measured[w][metric], -w))
+    return best, measured
+
