@@ -80,6 +80,10 @@ def main() -> None:
                         help="run (or, with --skip-recbole, reuse) RecBole for each seed, keep its result in the report "
                         "folder and stop: banks a seed's peer run (on 2 cores, 85 minutes on the full demo) for "
                         "later runs with --skip-recbole")
+    parser.add_argument("--recbole-hybrid", action="store_true",
+                        help="also blend each seed's RecBole SASRec with the ID-only model's EASE as mmrec's hybrid "
+                        "does (weight chosen on validation): the like-for-like peer of a hybrid; needs the seed's "
+                        "RecBole checkpoint (its kept result names it; seeds without one are skipped)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for every stage, e.g. --set train.hidden=128")
     args = parser.parse_args()
@@ -130,6 +134,11 @@ def main() -> None:
                 exported = True
             recbole = run_recbole(work, args.recbole_epochs or args.epochs, args.patience, seed, config.train.hidden,
                                   config.train.layers, config.train.heads, args.recbole_batch_size)
+            if "://" not in out.uri:  # the checkpoint beside the kept result, where --recbole-hybrid finds it later
+                banked = Path(out.join(f"recbole-seed{seed}.pth").path)
+                banked.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(recbole["checkpoint"], banked)
+                recbole["checkpoint"] = str(banked)
             artifacts.write_json(kept, recbole)
         rows.append({**recbole, "seed": seed})
         if args.recbole_only:
@@ -142,6 +151,13 @@ def main() -> None:
             # alone), >= 1.1x; the other rows show where a gain comes from.
             judged = [row for row in cell_rows if "EASE alone" not in row["model"]][-1] if goal > 1.0 else cell_rows[0]
             rows.extend({**row, "seed": seed, "goal": goal if row is judged else None} for row in cell_rows)
+            if args.recbole_hybrid and goal == 1.0:
+                if not exported:
+                    export_recbole(config.artifact_root, work)
+                    exported = True
+                blended = recbole_hybrid(config, work, recbole, cell_rows[0]["run"], args.recbole_batch_size)
+                if blended:
+                    rows.append({**blended, "seed": seed, "goal": None})
     if args.recbole_only:
         return
     markdown = report(rows, config, popular_targets(config.artifact_root))
@@ -205,6 +221,8 @@ def export_recbole(root: str, folder: Path) -> None:
     with open(temporary / "splits.json", "w") as file:
         json.dump({name: {"pids": splits[name].pids.tolist(), "histories": [h.tolist() for h in splits[name].histories],
                           "targets": splits[name].targets.tolist()} for name in ("valid", "test")}, file)
+    if (folder / "saved").is_dir():  # RecBole's checkpoints of earlier runs: kept results point at them
+        (folder / "saved").rename(temporary / "saved")
     shutil.rmtree(folder, ignore_errors=True)
     temporary.rename(folder)
     say(f"RecBole benchmark files in {folder} ({sum(len(h) - 1 for h in splits['train'].histories):,} training rows)")
@@ -235,6 +253,55 @@ def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int
     say("RecBole SASRec: training to early stopping")
     subprocess.run(command, check=True, cwd=folder)  # RecBole writes log_tensorboard/ into its working folder
     return json.loads(result_file.read_text())
+
+
+def recbole_hybrid(config, folder: Path, recbole: dict, id_run: str, batch_size: int) -> dict | None:
+    """RecBole's SASRec (its kept checkpoint) blended with the EASE of mmrec's registered ID-only hybrid, the weight
+    chosen on the validation targets from train.ease_blend_weights, as `mmrec train` chooses its own: the row a
+    hybrid should be compared with like for like. None when the checkpoint or the hybrid is missing."""
+    import torch
+
+    from mmrec import artifacts
+    from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
+    from mmrec.layout import read_split
+    from mmrec.models import registry
+    from mmrec.models.hybrid import Hybrid, choose_weight, scorer_with
+
+    checkpoint = Path(recbole.get("checkpoint", ""))
+    registered = registry.load_model(artifacts.resolve(config.artifact_root).join("models", id_run))
+    if not checkpoint.is_file() or registered.hybrid is None:
+        say(f"RecBole + EASE: skipped (checkpoint {checkpoint} {'found' if checkpoint.is_file() else 'missing'}, "
+            f"hybrid {'found' if registered.hybrid else 'missing'})")
+        return None
+    folder = folder.resolve()
+    scores_file = folder / "recbole-scores.npz"
+    say(f"RecBole + EASE: scoring valid and test with {checkpoint.name}")
+    subprocess.run([str(recbole_python()), str(REPO / "benchmarks" / "peer_recbole.py"), str(folder), "--out",
+                    str(folder / "recbole-rescored.json"), "--checkpoint", str(checkpoint), "--save-scores",
+                    str(scores_file), "--batch-size", str(batch_size)], check=True, cwd=folder)
+    kept = np.load(scores_file)
+
+    def replay(matrix: np.ndarray):
+        """A scorer that gives back the kept rows in the order evaluation asks for them (its batches in order)."""
+        position = [0]
+
+        def score(padded):
+            rows = matrix[position[0]:position[0] + len(padded)]
+            position[0] += len(padded)
+            return torch.from_numpy(rows)
+        return score
+
+    ease = registered.hybrid.ease
+    valid, test = read_split(config.artifact_root, "valid"), read_split(config.artifact_root, "test")
+    weight, measured = choose_weight(replay(kept["valid"]), ease, config.train.ease_blend_weights, valid.histories,
+                                     valid.targets, config.train.metric, config.train.ks)
+    totals = evaluate_scorer(scorer_with(Hybrid(ease, weight), replay(kept["test"])), test.histories, test.targets,
+                             (20, 500), totals=MetricTotals((20, 500), keep_ranks=True))
+    return {"model": "RecBole 1.2.1 SASRec + EASE (mmrec's hybrid)", "metrics": totals.means(),
+            "playlists": totals.count, "test_ranks": totals.ranks().tolist(), "best_epoch": recbole["best_epoch"],
+            "epochs": recbole["epochs"], "parameters": recbole["parameters"] + len(ease.items) ** 2,
+            "seconds": recbole["seconds"], "blend_weight": weight, "hybrid": True,
+            "valid_by_weight": {f"{w:g}": m[config.train.metric] for w, m in measured.items()}}
 
 
 # --- mmrec -------------------------------------------------------------------------------------------------

@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="",
                         help="score this saved RecBole model on the test targets instead of training one (re-scoring a "
                         "kept run: --out gets its metrics and per-playlist ranks)")
+    parser.add_argument("--save-scores", default="",
+                        help="also write the model's scores of every valid and test playlist (float32, by mmrec "
+                        "item_idx, history not excluded) to this .npz, for blending on mmrec's side")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,6 +157,25 @@ def main() -> None:
                            "learning_rate": config["learning_rate"], "patience": args.patience, "seed": args.seed}}
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result["metrics"]), flush=True)
+    if args.save_scores:
+        kept = {}
+        with torch.no_grad():
+            for name in ("valid", "test"):
+                histories = [np.array(h, np.int64) for h in splits[name]["histories"]]
+                kept[name] = np.concatenate([score(torch.from_numpy(left_pad(histories[i:i + 256]))).numpy()
+                                             for i in range(0, len(histories), 256)]).astype(np.float32)
+        with open(args.save_scores + ".partial", "wb") as file:
+            np.savez(file, **kept)
+        Path(args.save_scores + ".partial").replace(args.save_scores)
+
+
+def left_pad(histories: list[np.ndarray]) -> np.ndarray:
+    """Left-padded (B, longest) item_idx, 0 = padding: the batches mmrec's evaluation gives a scorer."""
+    padded = np.zeros((len(histories), max(1, max(len(h) for h in histories))), np.int64)
+    for row, history in enumerate(histories):
+        if len(history):
+            padded[row, -len(history):] = history
+    return padded
 
 
 def _history_index(split: dict, recbole_id: np.ndarray) -> dict[int, torch.Tensor]:

@@ -40,6 +40,11 @@ def test_the_export_writes_every_training_target_once_and_valid_and_test_as_prep
     splits = json.loads((tmp_path / "peer" / "splits.json").read_text())
     assert splits["test"]["targets"] == read_split(str(tmp_path), "test").targets.tolist()
     assert not (tmp_path / "peer.partial").exists()  # written aside, then moved into place
+    # Exported again (a later run of the same split): RecBole's saved checkpoints, which kept results name, stay.
+    (tmp_path / "peer" / "saved").mkdir()
+    (tmp_path / "peer" / "saved" / "SASRec.pth").write_bytes(b"weights")
+    load_peer().export_recbole(str(tmp_path), tmp_path / "peer")
+    assert (tmp_path / "peer" / "saved" / "SASRec.pth").read_bytes() == b"weights"
 
 
 def test_the_report_averages_seeds_and_judges_the_goals_on_the_ratio_of_the_means():
