@@ -376,7 +376,12 @@ def report(rows: list[dict], config, popular: np.ndarray | None = None) -> str:
     models = list(dict.fromkeys(row["model"] for row in rows))
     by_model = {name: [row for row in rows if row["model"] == name] for name in models}
     seeds = sorted({row["seed"] for row in rows})
-    peer = mean_metrics(by_model[models[0]])
+    peer_by_seed = {row["seed"]: row for row in by_model[models[0]]}
+
+    def peer_of(group: list[dict]) -> dict:
+        """The peer's mean metrics over the seeds this group ran (a row may lack some seeds)."""
+        return mean_metrics([peer_by_seed[row["seed"]] for row in group if row["seed"] in peer_by_seed])
+
     lines = ["# mmrec against RecBole's SASRec on one split (test targets, whole history excluded)", "",
              f"Artifact root `{config.artifact_root}`; every model trained to early stopping (patience "
              f"{config.train.patience}) on validation NDCG@20; seeds {', '.join(map(str, seeds))}"
@@ -391,16 +396,18 @@ def report(rows: list[dict], config, popular: np.ndarray | None = None) -> str:
                                                                              "recall@500")]
         epochs = ", ".join(f"{row['best_epoch']} / {row['epochs']}" for row in group)
         minutes = sum(row["seconds"] for row in group) / len(group) / 60
+        peer = peer_of(group)
         lines.append(f"| {name} | {' | '.join(cells)} | {means['ndcg@20'] / peer['ndcg@20']:.2f}x | "
                      f"{means['recall@20'] / peer['recall@20']:.2f}x | {epochs} | {group[0]['parameters']:,} | "
                      f"{minutes:.1f} |")
     goals = []
-    peer_by_seed = {row["seed"]: row for row in by_model[models[0]]}
     for name in models[1:]:
         goal = by_model[name][0].get("goal")
         ratios = [row["metrics"]["ndcg@20"] / peer_by_seed[row["seed"]]["metrics"]["ndcg@20"] for row in by_model[name]]
-        ratio = mean_metrics(by_model[name])["ndcg@20"] / peer["ndcg@20"]
+        ratio = mean_metrics(by_model[name])["ndcg@20"] / peer_of(by_model[name])["ndcg@20"]
         each = f" (per seed {', '.join(f'{r:.2f}x' for r in ratios)})" if len(ratios) > 1 else ""
+        if len(by_model[name]) < len(seeds):
+            each += f" (seed {', '.join(str(row['seed']) for row in by_model[name])} only, against the peer's same seeds)"
         if "blend_weight" in by_model[name][0]:
             weights = ", ".join(f"{row['blend_weight']:g}" for row in by_model[name])
             each += f", EASE weight {weights} (chosen on validation)"
@@ -482,12 +489,16 @@ def popularity_table(by_model: dict[str, list[dict]], popular: np.ndarray, k: in
     peer_name = next(iter(by_model))
     if peer_name not in scores or len(scores) < 2 or popular.all() or not popular.any():
         return []
+    peer_rows = {row["seed"]: row for row in by_model[peer_name]}
+    # Each model against the peer's runs of the same seeds (a row may lack some).
+    peers = {name: per_playlist_ndcg([peer_rows[row["seed"]] for row in by_model[name] if row["seed"] in peer_rows], k)
+             for name in scores}
     lines = ["", f"By target popularity (NDCG@{k}; popular: the target is one of the most played "
              f"{POPULAR_SHARE:.0%} of the songs by training plays, {int(popular.sum()):,} playlists; long tail: the "
              f"other {int((~popular).sum()):,}; x RecBole with its paired 95% interval):", "",
              "| model | popular | long tail | x RecBole popular | x RecBole long tail |", "|---|---|---|---|---|"]
-    peer = scores[peer_name]
     for name, s in scores.items():
+        peer = peers[name] if peers[name] is not None else scores[peer_name]
         cells = [f"{s[popular].mean():.4f}", f"{s[~popular].mean():.4f}"]
         for band in (popular, ~popular):
             ratio = s[band].mean() / peer[band].mean() if peer[band].mean() > 0 else float("nan")

@@ -72,6 +72,21 @@ def test_the_report_averages_seeds_and_judges_the_goals_on_the_ratio_of_the_mean
     assert "+-" not in one_seed and "content: 1.00x RecBole on NDCG@20; goal >= 1.1x: NOT met on the means" in one_seed
 
 
+def test_a_row_of_some_seeds_only_is_compared_with_the_peer_on_those_seeds():
+    from types import SimpleNamespace
+
+    def row(model, seed, ndcg):
+        return {"model": model, "seed": seed, "parameters": 1, "seconds": 1.0, "best_epoch": 1, "epochs": 1,
+                "metrics": {"ndcg@20": ndcg, "recall@20": ndcg, "ndcg@500": ndcg, "recall@500": ndcg}}
+
+    rows = [row("peer", 0, 0.10), row("peer", 1, 0.20), row("ids", 0, 0.10), row("ids", 1, 0.20),
+            row("peer + EASE", 1, 0.24)]  # e.g. RecBole's checkpoint kept for seed 1 only
+    text = load_peer().report(rows, SimpleNamespace(artifact_root="/tmp/x", train=SimpleNamespace(patience=10)))
+    line = next(line for line in text.splitlines() if line.startswith("| peer + EASE"))
+    assert "| 1.20x |" in line  # .24 against seed 1's .20, not against the two seeds' mean .15 (1.60x)
+    assert "peer + EASE: 1.20x RecBole on NDCG@20 (seed 1 only, against the peer's same seeds)" in text
+
+
 def test_the_goals_are_judged_on_a_paired_interval_over_the_test_playlists():
     import numpy as np
     from types import SimpleNamespace
