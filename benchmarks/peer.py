@@ -155,7 +155,7 @@ def main() -> None:
                 if not exported:
                     export_recbole(config.artifact_root, work)
                     exported = True
-                blended = recbole_hybrid(config, work, recbole, cell_rows[0]["run"], args.recbole_batch_size)
+                blended = recbole_hybrid(config, work, recbole, seed, cell_rows[0]["run"], args.recbole_batch_size)
                 if blended:
                     rows.append({**blended, "seed": seed, "goal": None})
     if args.recbole_only:
@@ -255,10 +255,11 @@ def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int
     return json.loads(result_file.read_text())
 
 
-def recbole_hybrid(config, folder: Path, recbole: dict, id_run: str, batch_size: int) -> dict | None:
+def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, batch_size: int) -> dict | None:
     """RecBole's SASRec (its kept checkpoint) blended with the EASE of mmrec's registered ID-only hybrid, the weight
     chosen on the validation targets from train.ease_blend_weights, as `mmrec train` chooses its own: the row a
-    hybrid should be compared with like for like. None when the checkpoint or the hybrid is missing."""
+    hybrid should be compared with like for like. The checkpoint is the one the kept result names, or else
+    recbole-seed<seed>.pth beside it (banked copies). None when the checkpoint or the hybrid is missing."""
     import torch
 
     from mmrec import artifacts
@@ -268,6 +269,9 @@ def recbole_hybrid(config, folder: Path, recbole: dict, id_run: str, batch_size:
     from mmrec.models.hybrid import Hybrid, choose_weight, scorer_with
 
     checkpoint = Path(recbole.get("checkpoint", ""))
+    banked = artifacts.resolve(config.artifact_root).join("reports", "peer", f"recbole-seed{seed}.pth")
+    if not checkpoint.is_file() and "://" not in banked.uri:  # a kept result copied in, with its checkpoint beside it
+        checkpoint = Path(banked.path)
     registered = registry.load_model(artifacts.resolve(config.artifact_root).join("models", id_run))
     if not checkpoint.is_file() or registered.hybrid is None:
         say(f"RecBole + EASE: skipped (checkpoint {checkpoint} {'found' if checkpoint.is_file() else 'missing'}, "

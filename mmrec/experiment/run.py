@@ -215,7 +215,9 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
               "epochs": epochs, "best_epoch": trained["best_epoch"] + 1,
               # early stopping ended it (not the epoch cap) when it ran fewer epochs than allowed
               "stopped_early": epochs < trained_config.train.epochs,
-              "parameters": artifacts.read_json(model_loc.join("card.json")).get("parameters")}
+              "parameters": artifacts.read_json(model_loc.join("card.json")).get("parameters"),
+              # the weight of EASE in the registered hybrid (0: validation kept the model alone)
+              "hybrid_weight": trained.get("hybrid", {}).get("weight", 0.0)}
     if f"{cfg.split}_by_popularity" in evaluations:
         result["by_popularity"] = evaluations[f"{cfg.split}_by_popularity"]
     cold = evaluations.get(f"{cfg.split}_cold")
@@ -293,6 +295,7 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
             extra["epochs"] = [r["epochs"] for r in runs]
             extra["best_epochs"] = [r["best_epoch"] for r in runs]
             extra["stopped_early"] = all(r.get("stopped_early", True) for r in runs)
+            extra["hybrid_weights"] = [r.get("hybrid_weight", 0.0) for r in runs]
         table.append({"name": cell["name"], "model": cell["model"], "train": cell["train"], "runs": len(runs),
                       "metrics": metrics, **extra})
     return table
@@ -318,6 +321,9 @@ def results_markdown(table: list[dict], cfg) -> str:
              f"lambda {row['ease_l2']:g}" + (" chosen on the validation targets from " + ", ".join(
                  f"{l2} ({value:.4f})" for l2, value in row["ease_l2_valid"].items()) if row.get("ease_l2_valid") else "")
              for row in table if "ease_mode" in row]
+    notes += [f"- {row['name']}: scored as registered, blended with EASE at weight "
+              f"{', '.join(f'{w:g}' for w in row['hybrid_weights'])} (chosen on validation; 0 = the model alone; "
+              "train.ease_blend_weights)" for row in table if any(row.get("hybrid_weights", []))]
     lines += [""] + notes if notes else []
     banded = [row for row in table if "by_popularity" in row]
     if banded:
