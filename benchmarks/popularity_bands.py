@@ -13,7 +13,8 @@ chose a hybrid), EASE, kept peer ranks, and the model blended with this EASE at 
 - --peer: any kept result with per-playlist test ranks (peer.py's recbole-seed<N>.json) shown beside.
 - The registered hybrid (models/hybrid.py), when the model has one: its own EASE and weight.
 - --blend: the same hybrid with the EASE fitted here (--ease-l2) at a weight chosen on validation from the values
-  given (the model's own prior kept); test reported at the chosen weight.
+  given (the model's own prior kept); test reported at the chosen weight. With --joint, the prior too: each of
+  --priors gets its best weight, and the best pair on validation is reported.
 Prints one markdown table (NDCG@20 overall and per band); seconds on the demo.
 """
 
@@ -53,6 +54,9 @@ def main() -> None:
     parser.add_argument("--peer", action="append", default=[], help="a kept result JSON with test_ranks")
     parser.add_argument("--priors", type=float, nargs="*", default=[0.0, 0.5, 1.0])
     parser.add_argument("--blend", type=float, nargs="*", default=[], help="EASE weights to choose from on validation")
+    parser.add_argument("--joint", action="store_true",
+                        help="with --blend: also choose the scoring prior (from --priors and the model's own) with the "
+                        "blend weight on validation")
     parser.add_argument("--ease-l2", type=float, default=100.0)
     parser.add_argument("--bands", type=float, nargs="+", default=[0, 10, 15, 20, 30, 50, 100],
                         help="lower edges of the bands of training plays (whole numbers; the last band is open)")
@@ -100,6 +104,18 @@ def main() -> None:
         hybrid = registered.hybrid
         rows.append((f"as registered: hybrid, EASE weight {hybrid.weight:g} (lambda {hybrid.ease.l2:g})",
                      ndcg(registered.scorer(), test)))
+    if args.blend and args.joint:  # the prior re-chosen with the blend: each prior's best weight, the best pair
+        pairs = {}
+        for prior in sorted({*args.priors, own}):
+            model.popularity_weight.fill_(prior - tau)
+            weight, on_valid = choose_weight(scorer, ease, args.blend, valid.histories, valid.targets, f"ndcg@{K}", (K,))
+            pairs[prior] = (weight, on_valid[weight][f"ndcg@{K}"])
+            print(f"prior {prior:g}: EASE weight {weight:g}, validation NDCG@20 {pairs[prior][1]:.4f}", flush=True)
+        prior = max(pairs, key=lambda p: pairs[p][1])
+        model.popularity_weight.fill_(prior - tau)
+        rows.append((f"model (prior {prior:g}) + EASE, weight {pairs[prior][0]:g} (both chosen on validation)",
+                     ndcg(scorer_with(Hybrid(ease, pairs[prior][0]), scorer), test)))
+        model.popularity_weight.fill_(own - tau)
     if args.blend:
         chosen, on_valid = choose_weight(scorer, ease, args.blend, valid.histories, valid.targets, f"ndcg@{K}", (K,))
         print("blend with EASE, validation NDCG@20 by weight: "
