@@ -105,7 +105,7 @@ def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_loca
         assert set(cell["by_popularity"]) == {"popular", "long_tail", "popular_share"}
         # Registered as the product registers: a hybrid with EASE where validation chose one, scored as such.
         hybrid = json.loads((tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "metrics.json").read_text())["hybrid"]
-        assert cell["hybrid_weight"] == hybrid["weight"] and hybrid["weight"] in (0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+        assert cell["hybrid_weight"] == hybrid["weight"] and hybrid["weight"] in (0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
     markdown = (tmp_path / "reports" / "two" / "results.md").read_text()
     assert "(epoch cap reached)" in markdown and "parameters" in markdown
     assert ("blended with EASE at weight" in markdown) == any(cell["hybrid_weight"] for cell in cells)
