@@ -119,8 +119,8 @@ def evaluate_variants(score, variants, histories: list[np.ndarray], targets: np.
                       device: str | torch.device = "cpu", totals: list[MetricTotals] | None = None) -> list[MetricTotals]:
     """`evaluate_scorer` for each of several variants of the scores, `variant(scores (B, C), histories (B, T)) ->
     scores` (a prior at several weights, a blend at several weights), with one call of `score` per batch. Each
-    variant sees the model's scores before the history is excluded. Returns one MetricTotals per variant (added
-    to `totals` when given)."""
+    variant sees the scores with the history already excluded (-inf) and must keep -inf where it finds it.
+    Returns one MetricTotals per variant (added to `totals` when given)."""
     totals = totals or [MetricTotals(ks) for _ in variants]
     if len(totals) != len(variants):
         raise ValueError(f"{len(variants)} variants but {len(totals)} totals")
@@ -161,8 +161,8 @@ def _score_batches(score, histories, targets, batch_size, device, totals: list[M
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]
         padded = torch.from_numpy(left_pad(chunk, max(1, max(len(h) for h in chunk)))).to(device)
-        scores = score(padded).float()
+        scores = exclude_history(score(padded).float(), padded)  # once a batch, whatever the variants
         batch_targets = torch.from_numpy(targets[start:start + batch_size]).to(device)
         for sums, variant in zip(totals, variants):
-            varied = scores if variant is None else variant(scores, padded)
-            sums.add(target_ranks(exclude_history(varied, padded), batch_targets).cpu())
+            varied = scores if variant is None else variant(scores, padded)  # -inf (excluded) stays -inf
+            sums.add(target_ranks(varied, batch_targets).cpu())

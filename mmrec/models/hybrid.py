@@ -13,14 +13,15 @@ used (docs/benchmarks.md has the measurements). EASE has no opinion on songs it 
 songs past its memory limit): their EASE term is 0, the mean song's, and their place is the model's alone.
 
 A registered model carries the blend in two files beside its weights: `ease.safetensors` (the fitted songs'
-item ids and the songs x songs weights B) and `hybrid.json` (the weight, EASE's lambda, and what validation
-measured); `RegisteredModel.scorer` applies it, so evaluation, experiments and serving score the same hybrid.
+item ids and the songs x songs weights B) and `hybrid.json` (the weight, EASE's lambda, mode and size; what
+validation measured is in metrics.json); `RegisteredModel.scorer` applies it, so evaluation, experiments and serving score the same hybrid.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -61,11 +62,16 @@ class Hybrid:
     ease: EASE
     weight: float
 
+    @cached_property
+    def _fitted(self) -> torch.Tensor:
+        """(N + 1,) bool: the songs EASE was fitted on (built once, not per scored batch)."""
+        fitted = torch.zeros(self.ease.num_items + 1, dtype=torch.bool)
+        fitted[self.ease.items] = True
+        return fitted
+
     def fitted_columns(self, columns: int) -> torch.Tensor:
         """(columns,) bool: the score columns EASE was fitted on (columns past N + 1 are cold songs: never)."""
-        fitted = torch.zeros(columns, dtype=torch.bool)
-        fitted[self.ease.items[self.ease.items < columns]] = True
-        return fitted
+        return torch.nn.functional.pad(self._fitted, (0, columns - len(self._fitted)))[:columns]
 
     def blend(self, model_scores: torch.Tensor, histories: torch.Tensor, weight: float | None = None) -> torch.Tensor:
         """Hybrid scores (B, C) from the model's (B, C >= N + 1; cold songs after N) and the histories (B, T):

@@ -52,7 +52,7 @@ def test_a_blend_at_weight_zero_or_one_ranks_as_that_scorer_alone_whatever_the_s
     model_scores, ease_scores = torch.randn(3, 9), torch.randn(3, 9) * 50 + 7  # scales differ: z-scoring evens them
     model_scores[:, 0] = float("-inf")  # as real scorers give the padding column
     ease_scores[:, [3, 5]] = 1e6  # a co-occurrence model scores the history high: it must not set the scale
-    ease = SimpleNamespace(score=lambda h: ease_scores.clone(), items=torch.arange(1, 9))
+    ease = SimpleNamespace(score=lambda h: ease_scores.clone(), items=torch.arange(1, 9), num_items=8)
     histories = torch.tensor([[0, 3, 5]] * 3)  # left-padded: songs 3 and 5 are every row's history
     candidates = [1, 2, 4, 6, 7, 8]
     hybrid = Hybrid(ease, 0.5)
