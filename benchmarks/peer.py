@@ -257,7 +257,8 @@ def run_recbole(folder: Path, epochs: int, patience: int, seed: int, hidden: int
 
 def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, batch_size: int) -> dict | None:
     """RecBole's SASRec (its kept checkpoint) blended with the EASE of mmrec's registered ID-only hybrid, the weight
-    chosen on the validation targets from train.ease_blend_weights, as `mmrec train` chooses its own: the row a
+    and a popularity prior added to RecBole's scores (train.ease_blend_priors x the ID model's log plays; RecBole's
+    own prior is 0) chosen together on the validation targets, as `mmrec train` chooses its own: the row a
     hybrid should be compared with like for like. The checkpoint is the one the kept result names, or else
     recbole-seed<seed>.pth beside it (banked copies). None when the checkpoint or the hybrid is missing."""
     import torch
@@ -266,7 +267,7 @@ def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, 
     from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
     from mmrec.layout import read_split
     from mmrec.models import registry
-    from mmrec.models.hybrid import Hybrid, choose_weight, scorer_with
+    from mmrec.models.hybrid import Hybrid, choose_blend, scorer_with
 
     checkpoint = Path(recbole.get("checkpoint", ""))
     banked = artifacts.resolve(config.artifact_root).join("reports", "peer", f"recbole-seed{seed}.pth")
@@ -297,15 +298,19 @@ def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, 
 
     ease = registered.hybrid.ease
     valid, test = read_split(config.artifact_root, "valid"), read_split(config.artifact_root, "test")
-    weight, measured = choose_weight(replay(kept["valid"]), ease, config.train.ease_blend_weights, valid.histories,
-                                     valid.targets, config.train.metric, config.train.ks)
-    totals = evaluate_scorer(scorer_with(Hybrid(ease, weight), replay(kept["test"])), test.histories, test.targets,
-                             (20, 500), totals=MetricTotals((20, 500), keep_ranks=True))
+    log_plays = registered.model.popularity_log.detach().cpu()
+    shifts = {0.0: None, **{p: p * log_plays for p in config.train.ease_blend_priors if p != 0}}
+    (prior, weight), measured = choose_blend(replay(kept["valid"]), ease, config.train.ease_blend_weights,
+                                             valid.histories, valid.targets, config.train.metric, config.train.ks,
+                                             shifts=shifts)
+    totals = evaluate_scorer(scorer_with(Hybrid(ease, weight, prior, shifts[prior]), replay(kept["test"])),
+                             test.histories, test.targets, (20, 500), totals=MetricTotals((20, 500), keep_ranks=True))
     return {"model": "RecBole 1.2.1 SASRec + EASE (mmrec's hybrid)", "metrics": totals.means(),
             "playlists": totals.count, "test_ranks": totals.ranks().tolist(), "best_epoch": recbole["best_epoch"],
             "epochs": recbole["epochs"], "parameters": recbole["parameters"] + len(ease.items) ** 2,
-            "seconds": recbole["seconds"], "blend_weight": weight, "hybrid": True,
-            "valid_by_weight": {f"{w:g}": m[config.train.metric] for w, m in measured.items()}}
+            "seconds": recbole["seconds"], "blend_weight": weight, "model_prior": prior, "hybrid": True,
+            "valid_by_prior": {f"{p:g}": {f"{w:g}": m[config.train.metric] for (q, w), m in measured.items() if q == p}
+                               for p in shifts}}
 
 
 # --- mmrec -------------------------------------------------------------------------------------------------
@@ -340,7 +345,8 @@ def train_and_evaluate(config, name: str, train_overrides: dict, with_ease: bool
                      "parameters": (card["parameters"] if scorer != "ease" else 0)
                      + (notes.get("ease_songs_fitted", 0) ** 2 if scorer != "model" else 0),
                      "seconds": (seconds if scorer != "ease" else 0.0) + (notes.get("seconds", 0.0) if scorer != "model" else 0.0),
-                     **({"ease_l2": notes["ease_l2"], "blend_weight": notes["weight"]} if hybrid else {})})
+                     **({"ease_l2": notes["ease_l2"], "blend_weight": notes["weight"],
+                         "model_prior": notes.get("model_prior")} if hybrid else {})})
     return rows
 
 
@@ -414,7 +420,10 @@ def report(rows: list[dict], config, popular: np.ndarray | None = None) -> str:
             each += f" (seed {', '.join(str(row['seed']) for row in by_model[name])} only, against the peer's same seeds)"
         if "blend_weight" in by_model[name][0]:
             weights = ", ".join(f"{row['blend_weight']:g}" for row in by_model[name])
-            each += f", EASE weight {weights} (chosen on validation)"
+            priors = [row.get("model_prior") for row in by_model[name]]
+            each += f", EASE weight {weights}" + (
+                f", the model's popularity prior inside it {', '.join(f'{p:g}' for p in priors)}"
+                if all(p is not None for p in priors) else "") + " (chosen on validation)"
         interval = paired_interval(by_model[name], peer_by_seed)
         if goal is None:
             verdict = "no goal" + (f" (95% interval {interval[0]:.2f}x-{interval[1]:.2f}x)" if interval else "")

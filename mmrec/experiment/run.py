@@ -217,7 +217,9 @@ def _run_cell(config: MMRecConfig, cell: dict, seed: int) -> dict:
               "stopped_early": epochs < trained_config.train.epochs,
               "parameters": artifacts.read_json(model_loc.join("card.json")).get("parameters"),
               # the weight of EASE in the registered hybrid (0: validation kept the model alone)
-              "hybrid_weight": trained.get("hybrid", {}).get("weight", 0.0)}
+              "hybrid_weight": trained.get("hybrid", {}).get("weight", 0.0),
+              # and the model's popularity prior inside it (the whole weight; validated with the EASE weight)
+              "hybrid_prior": trained.get("hybrid", {}).get("model_prior")}
     if f"{cfg.split}_by_popularity" in evaluations:
         result["by_popularity"] = evaluations[f"{cfg.split}_by_popularity"]
     cold = evaluations.get(f"{cfg.split}_cold")
@@ -296,9 +298,19 @@ def aggregate(cells: list[dict], rows: list[dict], split: str) -> list[dict]:
             extra["best_epochs"] = [r["best_epoch"] for r in runs]
             extra["stopped_early"] = all(r.get("stopped_early", True) for r in runs)
             extra["hybrid_weights"] = [r.get("hybrid_weight", 0.0) for r in runs]
+            extra["hybrid_priors"] = [r.get("hybrid_prior") for r in runs]
         table.append({"name": cell["name"], "model": cell["model"], "train": cell["train"], "runs": len(runs),
                       "metrics": metrics, **extra})
     return table
+
+
+def _priors_inside(row: dict) -> str:
+    """", the model's prior inside the blend 0.8, -" for the blended runs of a cell ("-": no blend)."""
+    priors = row.get("hybrid_priors") or []
+    if not any(p is not None for p in priors):
+        return ""
+    return ", the model's prior inside it " + ", ".join(
+        "-" if not w else f"{p:g}" for w, p in zip(row["hybrid_weights"], priors))
 
 
 def results_markdown(table: list[dict], cfg) -> str:
@@ -322,8 +334,9 @@ def results_markdown(table: list[dict], cfg) -> str:
                  f"{l2} ({value:.4f})" for l2, value in row["ease_l2_valid"].items()) if row.get("ease_l2_valid") else "")
              for row in table if "ease_mode" in row]
     notes += [f"- {row['name']}: scored as registered, blended with EASE at weight "
-              f"{', '.join(f'{w:g}' for w in row['hybrid_weights'])} (chosen on validation; 0 = the model alone; "
-              "train.ease_blend_weights)" for row in table if any(row.get("hybrid_weights", []))]
+              f"{', '.join(f'{w:g}' for w in row['hybrid_weights'])}" + _priors_inside(row)
+              + " (chosen on validation; 0 = the model alone; train.ease_blend_weights, train.ease_blend_priors)"
+              for row in table if any(row.get("hybrid_weights", []))]
     lines += [""] + notes if notes else []
     banded = [row for row in table if "by_popularity" in row]
     if banded:

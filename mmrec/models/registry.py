@@ -114,7 +114,7 @@ def load_model(loc: Location, device: str = "cpu") -> RegisteredModel:
     if loc.join(HYBRID).exists():
         try:
             hybrid = Hybrid.from_bytes(artifacts.read_bytes(loc.join(EASE_WEIGHTS)), artifacts.read_json(loc.join(HYBRID)),
-                                       train_counts(items))
+                                       train_counts(items), model)
         except (KeyError, ValueError, SafetensorError) as err:
             raise ArtifactError(f"{loc.join(HYBRID).uri}: a broken hybrid ({err}); register the model again") from None
     return RegisteredModel(loc, config, model, items, songs, artifacts.read_json(loc.join("card.json")), hybrid)

@@ -46,6 +46,10 @@ SCORING_ONLY = {SCORING: True}
 # always keeps a share of the trained model: make demo's 10-epoch ID-only BERT4Rec validated level at 0.5 and 1
 # (EASE alone, which set in the grid is allowed) and chose 0.3, the old grid's top, before 0.5 was added.
 DEFAULT_EASE_BLEND_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+# Inside a blend EASE ranks the popular songs, so the model's prior (chosen for the model alone: 1.15-1.3 whole on
+# the full demo) can give the long tail back: chosen with the weight, priors 0-1.6 gave 0.8 for each of four SASRecs
+# (docs/benchmarks.md, "The prior inside the blend").
+DEFAULT_EASE_BLEND_PRIORS = (0.4, 0.6, 0.8, 1.0)
 
 
 class TrainConfig(StrictConfig):
@@ -139,6 +143,12 @@ class TrainConfig(StrictConfig):
         description="the hybrid scorer: weights w of EASE in (1 - w) x the model's scores + w x EASE's (each "
         "standardised per playlist); at registration the best on the validation targets is kept with the model and "
         "used by evaluate, experiment and serve (0 is always tried: validation can keep the model alone); [0] = off")
+    ease_blend_priors: tuple[float, ...] = Field(
+        DEFAULT_EASE_BLEND_PRIORS, json_schema_extra=SCORING_ONLY,
+        description="whole weights of the popularity prior (logit_adjustment + the validated popularity weight) the "
+        "model may score with inside the hybrid: each is tried with every blend weight on the validation targets, "
+        "beside the model's own prior (always tried, and kept on a tie); the registered weights keep the model-alone "
+        "prior; [] = the model's own prior only")
     ease_blend_l2: tuple[float, ...] = Field(
         (30.0, 100.0, 300.0, 1000.0), min_length=1, json_schema_extra=SCORING_ONLY,
         description="EASE's L2 weight (lambda) in the hybrid: one value, or a grid whose best on the validation "
@@ -226,6 +236,8 @@ class TrainConfig(StrictConfig):
             raise ValueError(f"train.popularity_weights must be finite numbers: {list(self.popularity_weights)}")
         if not all(0 <= w <= 1 for w in self.ease_blend_weights):
             raise ValueError(f"train.ease_blend_weights must lie in [0, 1]: {list(self.ease_blend_weights)}")
+        if not all(math.isfinite(p) for p in self.ease_blend_priors):
+            raise ValueError(f"train.ease_blend_priors must be finite numbers: {list(self.ease_blend_priors)}")
         if not all(l2 > 0 and math.isfinite(l2) for l2 in self.ease_blend_l2):
             raise ValueError(f"train.ease_blend_l2 values must be finite and > 0: {list(self.ease_blend_l2)}")
         if len(set(self.modalities)) != len(self.modalities):

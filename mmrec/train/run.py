@@ -31,7 +31,7 @@ from mmrec.layout import artist_indices, cold_items, read_content, read_items, r
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.models.ease import dense_songs_that_fit, dense_solve_bytes
-from mmrec.models.hybrid import Hybrid, choose_weight, tuned_ease
+from mmrec.models.hybrid import Hybrid, choose_blend, prior_shift, tuned_ease
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.config import TrainConfig
 from mmrec.train.loop import (WeightAverage, adopt_best_prior, build_model, freeze_song_rows, model_config,
@@ -149,7 +149,9 @@ def summary(config: MMRecConfig) -> list[tuple[str, str]]:
              ("valid", ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))]
     hybrid = metrics.get("hybrid")
     if hybrid and hybrid["weight"]:
-        lines.append(("hybrid", f"EASE weight {hybrid['weight']:g} (lambda {hybrid['ease_l2']:g}): valid "
+        prior = hybrid.get("model_prior", hybrid.get("model_prior_alone"))
+        lines.append(("hybrid", f"EASE weight {hybrid['weight']:g} (lambda {hybrid['ease_l2']:g}"
+                      + (f"; the model's prior {prior:g}" if prior is not None else "") + "): valid "
                       + ", ".join(f"{k} {v:.4f}" for k, v in hybrid["valid"].items())))
     elif hybrid:
         lines.append(("hybrid", "none: validation kept the model alone (no EASE weight helped)"))
@@ -336,8 +338,9 @@ def fit_hybrid(config: MMRecConfig, bert_config: BERT4RecConfig, best_weights: b
                items: pa.Table) -> tuple[Hybrid | None, dict]:
     """The hybrid scorer (models/hybrid.py) for the best weights: EASE fitted on the training histories (songs
     held out by cold_share stay out, as they did in training), its lambda and then the blend weight chosen on the
-    validation playlists training validated on. None when validation prefers the model alone (weight 0); the
-    notes say what every lambda and weight scored."""
+    validation playlists training validated on, together with the popularity prior the model scores with inside
+    the blend (train.ease_blend_priors, and its own). None when validation prefers the model alone (weight 0);
+    the notes say what every lambda, prior and weight scored."""
     cfg = config.train
     weights = sorted({0.0, *cfg.ease_blend_weights})
     if weights == [0.0]:
@@ -356,16 +359,25 @@ def fit_hybrid(config: MMRecConfig, bert_config: BERT4RecConfig, best_weights: b
     ease, tried = tuned_ease(without_items(train.histories, cold), items.num_rows, counts, cfg.ease_blend_l2, limit,
                              histories, targets, cfg.metric, cfg.ks, cfg.eval_batch_size)
     model = registry.model_from_weights(bert_config, best_weights).eval()
-    weight, measured = choose_weight(model.scorer(), ease, weights, histories, targets, cfg.metric, cfg.ks,
-                                     cfg.eval_batch_size)
-    notes = {"weight": weight, "valid": measured[weight], "valid_by_weight": {f"{w:g}": m for w, m in measured.items()},
+    own = round(float(model.prior_weight()), 6)  # float32: 1.15 reads 1.1500001
+    shifts = {prior: prior_shift(model, prior) for prior in sorted({own, *cfg.ease_blend_priors})}
+    (prior, weight), measured = choose_blend(model.scorer(), ease, weights, histories, targets, cfg.metric, cfg.ks,
+                                             cfg.eval_batch_size, shifts)
+    notes = {"weight": weight, "model_prior": prior, "model_prior_alone": own, "valid": measured[prior, weight],
+             "valid_by_weight": {f"{w:g}": m for (p, w), m in measured.items() if p == own},
+             "valid_by_prior": {f"{p:g}": {f"{w:g}": m[cfg.metric] for (q, w), m in measured.items() if q == p}
+                                for p in shifts},
              "ease_l2": ease.l2, "ease_mode": ease.mode, "ease_songs_fitted": int(len(ease.items)),
              "ease_gb": round(dense_solve_bytes(len(ease.items)) / 1e9, 3), "seconds": round(time.time() - started, 1),
              **({"ease_l2_valid": {f"{l2:g}": value for l2, value in tried.items()}} if tried else {})}
-    log.info("hybrid: valid %s by EASE weight: %s; %s", cfg.metric,
-             ", ".join(f"{w:g} {m[cfg.metric]:.4f}" for w, m in measured.items()),
-             f"blending at {weight:g} (EASE lambda {ease.l2:g})" if weight else "the model alone (no blend)")
-    return (Hybrid(ease, weight) if weight else None), notes
+    log.info("hybrid: valid %s by prior and EASE weight: %s; %s", cfg.metric,
+             "; ".join(f"prior {p:g}: " + ", ".join(f"{w:g} {m[cfg.metric]:.4f}" for (q, w), m in measured.items()
+                                                    if q == p) for p in shifts),
+             f"blending at {weight:g} (EASE lambda {ease.l2:g}, the model's prior {prior:g}, {own:g} alone)"
+             if weight else "the model alone (no blend)")
+    if not weight:
+        return None, notes
+    return Hybrid(ease, weight, None if prior == own else prior, shifts[prior]), notes
 
 
 def _parameter_count(weights: bytes) -> int:

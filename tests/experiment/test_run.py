@@ -106,9 +106,12 @@ def test_trained_cells_run_at_the_same_time_when_the_cluster_holds_them(ray_loca
         # Registered as the product registers: a hybrid with EASE where validation chose one, scored as such.
         hybrid = json.loads((tmp_path / "models" / cell["model"].rsplit("/", 1)[-1] / "metrics.json").read_text())["hybrid"]
         assert cell["hybrid_weight"] == hybrid["weight"] and hybrid["weight"] in (0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+        assert cell["hybrid_prior"] == hybrid["model_prior"] and hybrid["model_prior"] in {
+            hybrid["model_prior_alone"], 0.4, 0.6, 0.8, 1.0}
     markdown = (tmp_path / "reports" / "two" / "results.md").read_text()
     assert "(epoch cap reached)" in markdown and "parameters" in markdown
     assert ("blended with EASE at weight" in markdown) == any(cell["hybrid_weight"] for cell in cells)
+    assert ("the model's prior inside it" in markdown) == any(cell["hybrid_weight"] for cell in cells)
 
 
 def test_ease_lambda_is_chosen_on_the_validation_targets(setup):

@@ -10,7 +10,7 @@ from mmrec.artifacts import ArtifactError
 from mmrec.evaluate.metrics import evaluate_scorer
 from mmrec.models import registry
 from mmrec.models.ease import EASE
-from mmrec.models.hybrid import Hybrid, choose_weight, zscored
+from mmrec.models.hybrid import Hybrid, choose_blend, choose_weight, prior_shift, shifted, zscored
 from tests.models.test_registry import N, items_table
 
 PAIRS = [(1, 7), (2, 8), (3, 9)]  # song a is always followed by its partner b in the training playlists
@@ -103,6 +103,49 @@ def test_the_weight_is_chosen_on_validation_and_zero_wins_a_tie():
     assert weight == 0.0 and len({round(m["ndcg@20"], 6) for m in measured.values()}) == 1
 
 
+def test_the_prior_inside_the_blend_is_chosen_with_the_weight_and_the_own_prior_wins_a_tie():
+    rng = np.random.default_rng(3)
+    ease = fitted_ease(rng)
+    histories = [np.array([s, a]) for s, (a, _) in zip(rng.integers(10, 13, size=60), PAIRS * 20)]
+    targets = np.array([b for _, b in PAIRS * 20])
+    log_plays = torch.zeros(N + 1)
+    log_plays[10:13] = 3.0  # the "popular" songs 10-12: a strong prior floods the top with them, never a target
+
+    def model_score(padded):  # knows nothing but popularity: its scores are its prior (weight 2)
+        return 2.0 * log_plays[None, :].repeat(len(padded), 1)
+
+    shifts = {2.0: None, 0.0: -2.0 * log_plays, 1.0: -1.0 * log_plays}
+    (prior, weight), measured = choose_blend(model_score, ease, [0.0, 0.3], histories, targets, "ndcg@20", (20,),
+                                             shifts=shifts)
+    assert set(measured) == {(2.0, 0.0), (2.0, 0.3), (0.0, 0.3), (1.0, 0.3)}  # weight 0 only with its own prior
+    assert (prior, weight) == (0.0, 0.3)  # the prior given back: EASE's partners are no longer buried
+    assert measured[prior, weight]["ndcg@20"] > measured[2.0, 0.3]["ndcg@20"] > measured[2.0, 0.0]["ndcg@20"]
+    # A shift that changes no ranking ties everywhere: the model's own prior is kept.
+    (prior, _), _ = choose_blend(model_score, ease, [0.0, 0.3], histories, targets, "ndcg@20", (20,),
+                                 shifts={2.0: None, 5.0: torch.zeros(N + 1)})
+    assert prior == 2.0
+
+
+def test_a_prior_shift_scores_as_the_model_with_that_prior_cold_songs_included():
+    from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
+
+    config = BERT4RecConfig(num_items=N, hidden=8, layers=1, heads=2, max_length=6, logit_adjustment=1.0)
+    torch.manual_seed(0)
+    model = BERT4Rec(config).eval()
+    model.set_popularity(np.arange(1, N + 1) * 3)
+    model.popularity_weight.fill_(0.3)  # its own prior: 1.3 whole
+    histories = torch.tensor([[0, 1, 4], [2, 3, 5]])
+    own = model.score(histories)
+    assert prior_shift(model, 1.3) is None and torch.equal(shifted(own, None), own)
+    moved = shifted(own, prior_shift(model, 0.8))
+    model.popularity_weight.fill_(-0.2)  # the same model scoring with prior 0.8 itself
+    assert torch.allclose(moved, model.score(histories), atol=1e-5, equal_nan=True)
+    cold = torch.cat([own, torch.zeros(2, 2)], dim=1)  # two cold songs: the mean song's term, as the model gives them
+    model.popularity_weight.fill_(0.3)
+    expected = model.popularity_prior(N + 3)[N + 1:] * (0.8 - 1.3) / 1.3
+    assert torch.allclose(shifted(cold, prior_shift(model, 0.8))[:, N + 1:], expected.expand(2, 2), atol=1e-5)
+
+
 def test_a_registered_hybrid_round_trips_and_a_registration_without_one_removes_it(tmp_path):
     from mmrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 
@@ -120,10 +163,22 @@ def test_a_registered_hybrid_round_trips_and_a_registration_without_one_removes_
 
     write(True)
     loaded = registry.load_model(loc)
-    assert loaded.hybrid.weight == 0.3 and loaded.hybrid.ease.l2 == 10.0
+    assert loaded.hybrid.weight == 0.3 and loaded.hybrid.ease.l2 == 10.0 and loaded.hybrid.model_prior is None
     histories = torch.tensor([[0, 1, 4], [2, 3, 5]])
     expected = hybrid.blend(model.score(histories), histories)
     assert torch.allclose(loaded.scorer()(histories), expected, equal_nan=True)
+    # A blend that scores the model with another prior keeps it in hybrid.json; the model alone keeps its own.
+    model.set_popularity(np.arange(1, N + 1))
+    ease = hybrid.ease
+    hybrid = Hybrid(ease, 0.3, 0.5, prior_shift(model, 0.5))
+    write(True)
+    loaded = registry.load_model(loc)
+    assert artifacts.read_json(loc.join("hybrid.json"))["model_prior"] == 0.5 and loaded.hybrid.model_prior == 0.5
+    assert torch.allclose(loaded.model.score(histories), model.score(histories), equal_nan=True)
+    blended = loaded.scorer()(histories)
+    assert torch.allclose(blended, hybrid.blend(model.score(histories), histories), equal_nan=True)
+    assert not torch.allclose(blended, Hybrid(ease, 0.3).blend(model.score(histories), histories), equal_nan=True)
+    hybrid = Hybrid(ease, 0.3)
     history, target = [np.array([1, 4])], np.array([7])
     assert evaluate_scorer(loaded.scorer(), history, target, (20,)).count == 1
     write(False)
