@@ -18,8 +18,9 @@ the tail back. The prior the model scores with inside the blend is chosen with t
 targets, and kept in the hybrid (`model_prior`): the registered weights keep the model-alone prior.
 
 A registered model carries the blend in two files beside its weights: `ease.safetensors` (the fitted songs'
-item ids and the songs x songs weights B) and `hybrid.json` (the weight, the model's prior inside the blend, EASE's lambda, mode and size; what
-validation measured is in metrics.json); `RegisteredModel.scorer` applies it, so evaluation, experiments and serving score the same hybrid.
+item ids and the songs x songs weights B) and `hybrid.json` (the weight, the model's prior inside the blend,
+EASE's lambda, mode and size; what validation measured is in metrics.json); `RegisteredModel.scorer` applies it,
+so evaluation, experiments and serving score the same hybrid.
 """
 
 from __future__ import annotations
