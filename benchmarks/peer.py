@@ -267,7 +267,7 @@ def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, 
     from mmrec.evaluate.metrics import MetricTotals, evaluate_scorer
     from mmrec.layout import read_split
     from mmrec.models import registry
-    from mmrec.models.hybrid import Hybrid, choose_blend, scorer_with
+    from mmrec.models.hybrid import Hybrid, by_prior, choose_blend, scorer_with
 
     checkpoint = Path(recbole.get("checkpoint", ""))
     banked = artifacts.resolve(config.artifact_root).join("reports", "peer", f"recbole-seed{seed}.pth")
@@ -309,8 +309,7 @@ def recbole_hybrid(config, folder: Path, recbole: dict, seed: int, id_run: str, 
             "playlists": totals.count, "test_ranks": totals.ranks().tolist(), "best_epoch": recbole["best_epoch"],
             "epochs": recbole["epochs"], "parameters": recbole["parameters"] + len(ease.items) ** 2,
             "seconds": recbole["seconds"], "blend_weight": weight, "model_prior": prior, "hybrid": True,
-            "valid_by_prior": {f"{p:g}": {f"{w:g}": m[config.train.metric] for (q, w), m in measured.items() if q == p}
-                               for p in shifts}}
+            "valid_by_prior": by_prior(measured, config.train.metric)}
 
 
 # --- mmrec -------------------------------------------------------------------------------------------------

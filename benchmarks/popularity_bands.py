@@ -13,8 +13,8 @@ chose a hybrid), EASE, kept peer ranks, and the model blended with this EASE at 
 - --peer: any kept result with per-playlist test ranks (peer.py's recbole-seed<N>.json) shown beside.
 - The registered hybrid (models/hybrid.py), when the model has one: its own EASE and weight.
 - --blend: the same hybrid with the EASE fitted here (--ease-l2) at a weight chosen on validation from the values
-  given (the model's own prior kept); test reported at the chosen weight. With --joint, the prior too: each of
-  --priors gets its best weight, and the best pair on validation is reported.
+  given (the model's own prior kept); test reported at the chosen weight. With --joint, the prior too: the pair of
+  --priors (and the model's own) and weight best on validation, as `mmrec train` chooses it (models/hybrid.py).
 Prints one markdown table (NDCG@20 overall and per band); seconds on the demo.
 """
 
@@ -69,7 +69,7 @@ def main() -> None:
     from mmrec.layout import read_items, read_split, train_counts
     from mmrec.models import registry
     from mmrec.models.ease import EASE
-    from mmrec.models.hybrid import Hybrid, choose_weight, scorer_with
+    from mmrec.models.hybrid import Hybrid, by_prior, choose_blend, choose_weight, prior_shift, scorer_with
 
     items = read_items(args.root)
     plays = np.concatenate([[0], train_counts(items)])  # by item id
@@ -102,20 +102,18 @@ def main() -> None:
     model.popularity_weight.fill_(own - tau)
     if registered.hybrid is not None:
         hybrid = registered.hybrid
-        rows.append((f"as registered: hybrid, EASE weight {hybrid.weight:g} (lambda {hybrid.ease.l2:g})",
+        inside = f", the model's prior {hybrid.model_prior:g}" if hybrid.model_prior is not None else ""
+        rows.append((f"as registered: hybrid, EASE weight {hybrid.weight:g} (lambda {hybrid.ease.l2:g}{inside})",
                      ndcg(registered.scorer(), test)))
-    if args.blend and args.joint:  # the prior re-chosen with the blend: each prior's best weight, the best pair
-        pairs = {}
-        for prior in sorted({*args.priors, own}):
-            model.popularity_weight.fill_(prior - tau)
-            weight, on_valid = choose_weight(scorer, ease, args.blend, valid.histories, valid.targets, f"ndcg@{K}", (K,))
-            pairs[prior] = (weight, on_valid[weight][f"ndcg@{K}"])
-            print(f"prior {prior:g}: EASE weight {weight:g}, validation NDCG@20 {pairs[prior][1]:.4f}", flush=True)
-        prior = max(pairs, key=lambda p: pairs[p][1])
-        model.popularity_weight.fill_(prior - tau)
-        rows.append((f"model (prior {prior:g}) + EASE, weight {pairs[prior][0]:g} (both chosen on validation)",
-                     ndcg(scorer_with(Hybrid(ease, pairs[prior][0]), scorer), test)))
-        model.popularity_weight.fill_(own - tau)
+    if args.blend and args.joint:  # the prior chosen with the blend weight, as `mmrec train` registers a hybrid
+        shifts = {prior: prior_shift(model, prior) for prior in sorted({*args.priors, own})}
+        (prior, weight), on_valid = choose_blend(scorer, ease, args.blend, valid.histories, valid.targets,
+                                                 f"ndcg@{K}", (K,), shifts=shifts)
+        print("blend with EASE, validation NDCG@20 by prior and weight: " + "; ".join(
+            f"prior {p}: " + ", ".join(f"{w} {v:.4f}" for w, v in by_weight.items())
+            for p, by_weight in by_prior(on_valid, f"ndcg@{K}").items()), flush=True)
+        rows.append((f"model (prior {prior:g}) + EASE, weight {weight:g} (both chosen on validation)",
+                     ndcg(scorer_with(Hybrid(ease, weight, prior, shifts[prior]), scorer), test)))
     if args.blend:
         chosen, on_valid = choose_weight(scorer, ease, args.blend, valid.histories, valid.targets, f"ndcg@{K}", (K,))
         print("blend with EASE, validation NDCG@20 by weight: "

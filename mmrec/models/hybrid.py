@@ -200,6 +200,14 @@ def choose_blend(model_score, ease: EASE, weights, histories: list[np.ndarray], 
     return best, measured
 
 
+def by_prior(measured: dict[tuple[float | None, float], dict[str, float]], metric: str) -> dict[str, dict[str, float]]:
+    """`choose_blend`'s measurements as {prior: {weight: metric}} (keys formatted "%g"), for notes and reports."""
+    table: dict[str, dict[str, float]] = {}
+    for (prior, weight), metrics in measured.items():
+        table.setdefault(f"{prior:g}" if prior is not None else "own", {})[f"{weight:g}"] = metrics[metric]
+    return table
+
+
 def choose_weight(model_score, ease: EASE, weights, histories: list[np.ndarray], targets: np.ndarray, metric: str,
                   ks, batch_size: int = 256) -> tuple[float, dict[float, dict[str, float]]]:
     """The blend weight of `weights` whose validation `metric` is best with the model's own prior (the smallest of

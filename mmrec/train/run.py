@@ -31,7 +31,7 @@ from mmrec.layout import artist_indices, cold_items, read_content, read_items, r
 from mmrec.models import registry
 from mmrec.models.bert4rec import PRIOR_BUFFERS, BERT4RecConfig
 from mmrec.models.ease import dense_songs_that_fit, dense_solve_bytes
-from mmrec.models.hybrid import Hybrid, choose_blend, prior_shift, tuned_ease
+from mmrec.models.hybrid import Hybrid, by_prior, choose_blend, prior_shift, tuned_ease
 from mmrec.ray_runtime import cluster_gpus, init_ray, train_storage
 from mmrec.train.config import TrainConfig
 from mmrec.train.loop import (WeightAverage, adopt_best_prior, build_model, freeze_song_rows, model_config,
@@ -365,14 +365,13 @@ def fit_hybrid(config: MMRecConfig, bert_config: BERT4RecConfig, best_weights: b
                                              cfg.eval_batch_size, shifts)
     notes = {"weight": weight, "model_prior": prior, "model_prior_alone": own, "valid": measured[prior, weight],
              "valid_by_weight": {f"{w:g}": m for (p, w), m in measured.items() if p == own},
-             "valid_by_prior": {f"{p:g}": {f"{w:g}": m[cfg.metric] for (q, w), m in measured.items() if q == p}
-                                for p in shifts},
+             "valid_by_prior": by_prior(measured, cfg.metric),
              "ease_l2": ease.l2, "ease_mode": ease.mode, "ease_songs_fitted": int(len(ease.items)),
              "ease_gb": round(dense_solve_bytes(len(ease.items)) / 1e9, 3), "seconds": round(time.time() - started, 1),
              **({"ease_l2_valid": {f"{l2:g}": value for l2, value in tried.items()}} if tried else {})}
     log.info("hybrid: valid %s by prior and EASE weight: %s; %s", cfg.metric,
-             "; ".join(f"prior {p:g}: " + ", ".join(f"{w:g} {m[cfg.metric]:.4f}" for (q, w), m in measured.items()
-                                                    if q == p) for p in shifts),
+             "; ".join(f"prior {p}: " + ", ".join(f"{w} {v:.4f}" for w, v in by_weight.items())
+                       for p, by_weight in by_prior(measured, cfg.metric).items()),
              f"blending at {weight:g} (EASE lambda {ease.l2:g}, the model's prior {prior:g}, {own:g} alone)"
              if weight else "the model alone (no blend)")
     if not weight:

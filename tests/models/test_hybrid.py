@@ -10,7 +10,7 @@ from mmrec.artifacts import ArtifactError
 from mmrec.evaluate.metrics import evaluate_scorer
 from mmrec.models import registry
 from mmrec.models.ease import EASE
-from mmrec.models.hybrid import Hybrid, choose_blend, choose_weight, prior_shift, shifted, zscored
+from mmrec.models.hybrid import Hybrid, by_prior, choose_blend, choose_weight, prior_shift, shifted, zscored
 from tests.models.test_registry import N, items_table
 
 PAIRS = [(1, 7), (2, 8), (3, 9)]  # song a is always followed by its partner b in the training playlists
@@ -120,6 +120,8 @@ def test_the_prior_inside_the_blend_is_chosen_with_the_weight_and_the_own_prior_
     assert set(measured) == {(2.0, 0.0), (2.0, 0.3), (0.0, 0.3), (1.0, 0.3)}  # weight 0 only with its own prior
     assert (prior, weight) == (0.0, 0.3)  # the prior given back: EASE's partners are no longer buried
     assert measured[prior, weight]["ndcg@20"] > measured[2.0, 0.3]["ndcg@20"] > measured[2.0, 0.0]["ndcg@20"]
+    assert by_prior(measured, "ndcg@20") == {"2": {"0": measured[2.0, 0.0]["ndcg@20"], "0.3": measured[2.0, 0.3]["ndcg@20"]},
+                                             "0": {"0.3": 1.0}, "1": {"0.3": measured[1.0, 0.3]["ndcg@20"]}}
     # A shift that changes no ranking ties everywhere: the model's own prior is kept.
     (prior, _), _ = choose_blend(model_score, ease, [0.0, 0.3], histories, targets, "ndcg@20", (20,),
                                  shifts={2.0: None, 5.0: torch.zeros(N + 1)})
